@@ -1,0 +1,111 @@
+"""``python -m amla_jax [OVERRIDES...]``: the Hydra entry point.
+
+Hydra composes ``conf/`` (``algo``, ``dataset``, ``model``, ``optim``, ``experiment``,
+``debug``), the composed config is locked and converted to the `RunConfig` dataclasses,
+and `amla_jax.runner.run` does the work. Hydra lives only here.
+
+Examples::
+
+    python -m amla_jax                                   # short NAC on digits, offline
+    python -m amla_jax algo=nac dataset=cifar10
+    python -m amla_jax algo=fixed spec=config.run.json   # AMLA's JSON (or ours)
+    python -m amla_jax -m algo=nac,nac_worst,random seed=0,1,2
+
+A mistake a user can fix ends with one line on stderr, ``error: <what and how to fix>``,
+and exit code 2, never a traceback; a search stopped by SIGTERM/SIGINT exits with
+128 + the signal number after checkpointing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+USAGE_EXIT = 2
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USAGE_EXIT)
+
+
+def _overrides(argv: list[str]) -> list[str] | None:
+    """The plain overrides of a single run, or None for a multirun or Hydra's own flags."""
+    if any(a in ("-m", "--multirun") or a.startswith("-") for a in argv):
+        return None
+    return argv
+
+
+def precheck(argv: list[str]) -> None:
+    """Composes the config once before Hydra runs, so that a bad override (an unknown
+    group option or key, a wrongly typed value) fails in one line with exit code 2."""
+    overrides = _overrides(argv)
+    if overrides is None:
+        return
+    from hydra import compose, initialize_config_dir  # noqa: PLC0415
+    from hydra.errors import HydraException  # noqa: PLC0415
+    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            compose("config", overrides=overrides, return_hydra_config=False)
+    except (HydraException, OmegaConfBaseException) as exc:
+        _fail(_one_line(str(exc)))
+
+
+def _one_line(message: str) -> str:
+    """Hydra's multi-line messages (with their option lists) folded into one line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    text = " ".join(lines).split(" Config search path")[0]
+    return text.replace("Available options in", "; available options in")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from amla_jax.algos.base import AlgorithmError  # noqa: PLC0415
+    from amla_jax.data import DataError  # noqa: PLC0415
+    from amla_jax.optim import ConfigError  # noqa: PLC0415
+    from amla_jax.runner import ConfigValueError  # noqa: PLC0415
+    from amla_jax.spec import SpecError  # noqa: PLC0415
+
+    return (AlgorithmError, DataError, ConfigError, ConfigValueError, SpecError)
+
+
+def _task(cfg) -> None:
+    import logging  # noqa: PLC0415
+
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from amla_jax.runner import run  # noqa: PLC0415
+    from amla_jax.search import SearchInterrupted  # noqa: PLC0415
+
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
+    OmegaConf.set_readonly(cfg, True)
+    run_cfg = OmegaConf.to_object(cfg)
+    run_cfg.run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        run(run_cfg)
+    except _user_errors() as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except SearchInterrupted as exc:
+        print(f"stopped: {exc}; rerun the same command to resume", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+def main() -> None:
+    """Runs the Hydra app on ``sys.argv``."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    argv = sys.argv[1:]
+    from amla_jax.config import register_configs  # noqa: PLC0415
+
+    register_configs()
+    precheck(argv)
+    import hydra  # noqa: PLC0415
+
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_task)()
+
+
+if __name__ == "__main__":
+    main()

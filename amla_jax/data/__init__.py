@@ -1,0 +1,35 @@
+"""Datasets as seeded streams of fixed-shape numpy batches.
+
+``digits`` (scikit-learn, bundled) and ``synthetic`` work offline; ``cifar10``,
+``cifar100``, ``mnist``, ``fashion_mnist`` and ``imagenet2012`` are read from prepared
+tensorflow-datasets through ``tfds.data_source`` and grain, without TensorFlow (prepare
+them once with ``python -m amla_jax.data.prepare``).
+
+Synopsis:
+    from amla_jax.data import DataConfig, load_dataset
+
+    ds = load_dataset(DataConfig(name="digits"))
+    ds.info.num_classes, ds.info.image_shape      # 10, (8, 8, 1)
+    train = ds.train_batches(seed=0, batch_size=64)
+    batch = next(train)    # {"image": f32 [64,8,8,1], "label": i32 [64], "mask": f32 [64]}
+    for batch in ds.eval_batches("test", batch_size=128):
+        ...                # fixed order; pad rows of the last batch have mask 0
+"""
+
+from amla_jax.data.augment import Preprocessor
+from amla_jax.data.base import DataConfig, DataError, DatasetInfo
+from amla_jax.data.dataset import Batch, Dataset
+from amla_jax.data.registry import DATASETS, Loader, get_dataset_loader, load_dataset
+
+__all__ = [
+    "DATASETS",
+    "Batch",
+    "DataConfig",
+    "DataError",
+    "Dataset",
+    "DatasetInfo",
+    "Loader",
+    "Preprocessor",
+    "get_dataset_loader",
+    "load_dataset",
+]

@@ -1,0 +1,192 @@
+"""The only place where a `NetworkSpec` becomes layers: stem → body → head.
+
+Synopsis::
+
+    from amla_jax.model import build_model, init_variables, count_params, count_flops
+    model = build_model(spec, num_classes=10)
+    variables = init_variables(model, key, (32, 32, 3))
+    logits, aux_logits = model.apply(variables, images, train=False)
+    count_params(spec, (32, 32, 3), 10)      # no allocation: jax.eval_shape
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from amla_jax.ops import batch_cutout, batch_norm, conv_init, local_response_norm
+from amla_jax.spec import BlockSpec, NetworkSpec
+
+# Body modules by spec.body.type, resolved lazily ("module:Class").
+BODY_MODULES = {
+    "macro": "amla_jax.macro:MacroBody",
+    "micro": "amla_jax.micro:MicroBody",
+    "enas_macro": "amla_jax.micro:EnasMacroBody",
+}
+AUX_PREFIX = "AuxHead"
+
+
+def _pair(value, default: int) -> tuple[int, int]:
+    if value is None:
+        return default, default
+    if isinstance(value, int):
+        return value, value
+    return tuple(value)
+
+
+def _stem_block(
+    block: BlockSpec, x: jax.Array, train: bool, name: str, module: nn.Module
+) -> jax.Array:
+    """Applies one stem block (AMLA's ``cell_init`` block types, A.4)."""
+    kind = block.block
+    if kind == "conv2d":
+        use_bn = bool(block.get("batch_norm", False))
+        x = nn.Conv(
+            block.get("outputs"),
+            _pair(block.get("kernel_size"), 3),
+            strides=_pair(block.get("stride"), 1),
+            use_bias=bool(block.get("use_bias", not use_bn)),
+            kernel_init=conv_init,
+            name=name,
+        )(x)
+        if use_bn:
+            x = batch_norm(train, block.get("bn_momentum", 0.9), scale=True, name=f"{name}_bn")(x)
+        return nn.relu(x) if block.get("activation", "relu") == "relu" else x
+    if kind in ("max_pool", "avg_pool"):
+        pool = nn.max_pool if kind == "max_pool" else nn.avg_pool
+        size = _pair(block.get("kernel_size"), 3)
+        kwargs = {} if kind == "max_pool" else {"count_include_pad": False}
+        return pool(x, size, strides=_pair(block.get("stride"), 2), padding="SAME", **kwargs)
+    if kind == "lrn":
+        return local_response_norm(x)
+    if kind == "dropout":
+        return nn.Dropout(1.0 - block.get("keep_prob", 0.8), deterministic=not train)(x)
+    if kind == "cutout":
+        if not train:
+            return x
+        key = module.make_rng("dropout")
+        return batch_cutout(x, key, block.get("size", 16), bool(block.get("per_image", False)))
+    if kind == "batch_norm":
+        return batch_norm(train, block.get("bn_momentum", 0.9), scale=True, name=name)(x)
+    if kind == "relu":
+        return nn.relu(x)
+    raise ValueError(f"stem block {kind!r} has no implementation")
+
+
+def _head_block(
+    block: BlockSpec, x: jax.Array, train: bool, num_classes: int, name: str
+) -> jax.Array:
+    """Applies one head block (AMLA's ``cell_classification``, A.4)."""
+    kind = block.block
+    if kind == "reduce_mean":
+        return jnp.mean(x, axis=(1, 2))
+    if kind == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if kind == "dropout":
+        return nn.Dropout(1.0 - block.get("keep_prob", 0.8), deterministic=not train)(x)
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], -1)
+    if kind == "fc":
+        return nn.relu(nn.Dense(block.get("outputs"), kernel_init=conv_init, name=name)(x))
+    # fc-final: truncated normal with stddev 1/inputs (AMLA's "inputs" field), zero bias.
+    fan_in = block.get("inputs") or x.shape[-1]
+    init = nn.initializers.truncated_normal(stddev=1.0 / fan_in)
+    return nn.Dense(num_classes, kernel_init=init, name=name)(x)
+
+
+class Network(nn.Module):
+    """Stem (layers of concatenated branches) → body → head.
+
+    ``__call__(x, train, drop_path_rate)`` returns ``(logits, aux_logits)``, where
+    ``aux_logits`` is a tuple (empty for bodies without auxiliary heads).
+    """
+
+    spec: NetworkSpec
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False, drop_path_rate=0.0):
+        for i, layer in enumerate(self.spec.stem):
+            outs = [
+                _stem_block(block, x, train, f"stem{i}_{j}", self) for j, block in enumerate(layer)
+            ]
+            x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+        x, aux_logits = self._body()(x, train=train, drop_path_rate=drop_path_rate)
+        for i, block in enumerate(self.spec.head):
+            x = _head_block(block, x, train, self.num_classes, f"head{i}")
+        return x, tuple(aux_logits)
+
+    def _body(self) -> nn.Module:
+        body = self.spec.body
+        module_name, class_name = BODY_MODULES[body.type].split(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if body.type == "macro":
+            return cls(body, stem_width=self.spec.stem_width, name="body")
+        return cls(body, num_classes=self.num_classes, name="body")
+
+
+def build_model(spec: NetworkSpec, num_classes: int) -> Network:
+    """The Flax module for ``spec`` with ``num_classes`` outputs."""
+    return Network(spec, num_classes)
+
+
+def init_variables(
+    model: Network, key: jax.Array, input_shape: tuple[int, ...], batch_size: int = 2
+) -> dict:
+    """Initialises every collection (params, batch_stats, nac_stats) from ``key``.
+
+    Initialises in training mode so that training-only modules (auxiliary heads) exist.
+    """
+    params_key, dropout_key = jax.random.split(key)
+    x = jnp.zeros((batch_size, *input_shape), jnp.float32)
+    return model.init({"params": params_key, "dropout": dropout_key}, x, train=True)
+
+
+def _drop_aux(tree):
+    if not isinstance(tree, dict):
+        return tree
+    return {k: _drop_aux(v) for k, v in tree.items() if not str(k).startswith(AUX_PREFIX)}
+
+
+def param_count(params, include_aux: bool = False) -> int:
+    """Sums the sizes of the leaves of a ``params`` tree, auxiliary heads excluded."""
+    tree = params if include_aux else _drop_aux(_unfreeze(params))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _unfreeze(tree):
+    if hasattr(tree, "items"):
+        return {k: _unfreeze(v) for k, v in tree.items()}
+    return tree
+
+
+def count_params(
+    spec: NetworkSpec,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    include_aux: bool = False,
+) -> int:
+    """Trainable parameters of ``spec`` without allocating them (``jax.eval_shape``)."""
+    model = build_model(spec, num_classes)
+    shapes = jax.eval_shape(
+        lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
+    )
+    return param_count(shapes["params"], include_aux)
+
+
+def count_flops(spec: NetworkSpec, input_shape: tuple[int, int, int], num_classes: int) -> float:
+    """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis)."""
+    model = build_model(spec, num_classes)
+    shapes = jax.eval_shape(
+        lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
+    )
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(shapes, x)
+    cost = lowered.cost_analysis()
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", 0.0))

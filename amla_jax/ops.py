@@ -1,0 +1,270 @@
+"""Layers shared by the network builders, and AMLA's envelope branch ops.
+
+The envelope branches follow AMLA's ``cell_main`` (amla_spec.md A.1): conv (no bias) →
+BatchNorm (offset only, TF-slim's defaults) → ReLU → statistics tap → dropout. The
+statistics tap accumulates AMLA's MeanSSS (A.6) into the ``nac_stats`` collection inside
+the jitted training step, so construction never parses logs.
+
+Synopsis::
+
+    from amla_jax.ops import BRANCH_OPS, EnvelopeBranch, local_response_norm
+    branch = EnvelopeBranch(op="5x5sep", features=42)
+    y, updates = branch.apply(variables, x, train=True, rngs={"dropout": key},
+                              mutable=["batch_stats", "nac_stats"])
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from amla_jax.spec import parse_macro_op
+
+# TF-slim's xavier initialiser, which AMLA's convolutions use.
+conv_init = nn.initializers.glorot_uniform()
+
+# Every envelope branch op the spec accepts is "KxK" or "KxKsep"; these are AMLA's.
+BRANCH_OPS = ("1x1", "3x3", "5x5", "7x7", "3x3sep", "5x5sep", "7x7sep")
+
+
+def batch_norm(train: bool, momentum: float, scale: bool = False, name: str | None = None):
+    """BatchNorm with batch statistics in training and running averages in evaluation.
+
+    AMLA's TF code always used batch statistics (it never passed ``is_training``); we do
+    not copy that quirk (amla_spec.md A.1).
+    """
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=momentum,
+        epsilon=1e-3,
+        use_scale=scale,
+        use_bias=True,
+        name=name,
+    )
+
+
+class MeanSquareTap(nn.Module):
+    """Accumulates AMLA's MeanSSS of its input in ``nac_stats`` during training.
+
+    MeanSSS = mean over (h, w, c) of Σ_batch x² / steps, i.e. batch size × the running
+    mean of x² (amla_spec.md A.6). The tap is an identity on its input.
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        total = self.variable("nac_stats", "meansss_sum", lambda: jnp.zeros((), jnp.float32))
+        count = self.variable("nac_stats", "count", lambda: jnp.zeros((), jnp.float32))
+        if train and self.is_mutable_collection("nac_stats") and not self.is_initializing():
+            sq = jax.lax.stop_gradient(x).astype(jnp.float32) ** 2
+            total.value = total.value + jnp.mean(sq) * x.shape[0]
+            count.value = count.value + 1.0
+        return x
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF's SAME padding (the extra pixel goes after) for one spatial axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def depthwise_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: str | int = "SAME",
+    impl: str = "auto",
+) -> jax.Array:
+    """A depthwise convolution; ``kernel`` has Flax's grouped shape (k, k, 1, C).
+
+    On CPU, XLA's grouped convolution is very slow in the backward pass (175x slower
+    than this for a 7x7 kernel over 1024 channels at 1x1, 4x at 32x32; see
+    experiments/bench/README.md), so ``impl="auto"`` computes it there as a sum of k²
+    shifted, per-channel-scaled slices, which differentiates into cheap elementwise ops.
+    Elsewhere it uses ``lax.conv_general_dilated``. Both give the same result.
+
+    Args:
+      x: NHWC input.
+      kernel: (k, k, 1, C) weights.
+      stride: spatial stride.
+      dilation: kernel dilation.
+      padding: "SAME" (TF, asymmetric when strided) or a symmetric pixel count.
+      impl: "auto", "shift" or "xla".
+    """
+    k = kernel.shape[0]
+    if isinstance(padding, int):
+        pads = [(padding, padding)] * 2
+    else:
+        pads = [_same_padding(x.shape[a], k, stride, dilation) for a in (1, 2)]
+    if impl == "xla" or (impl == "auto" and jax.default_backend() != "cpu"):
+        return jax.lax.conv_general_dilated(
+            x,
+            kernel,
+            (stride, stride),
+            pads,
+            rhs_dilation=(dilation, dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=x.shape[-1],
+        )
+    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    span = (k - 1) * dilation + 1
+    out_h = (xp.shape[1] - span) // stride + 1
+    out_w = (xp.shape[2] - span) // stride + 1
+    out = None
+    for i in range(k):
+        for j in range(k):
+            tap = jax.lax.slice(
+                xp,
+                (0, i * dilation, j * dilation, 0),
+                (
+                    xp.shape[0],
+                    i * dilation + (out_h - 1) * stride + 1,
+                    j * dilation + (out_w - 1) * stride + 1,
+                    xp.shape[3],
+                ),
+                (1, stride, stride, 1),
+            )
+            term = tap * kernel[i, j, 0]
+            out = term if out is None else out + term
+    return out
+
+
+def reachable_taps(kernel: jax.Array, height: int, width: int) -> jax.Array:
+    """The central taps of a stride-1 SAME kernel that can touch a real pixel.
+
+    With SAME padding, a tap more than ``size - 1`` pixels from the kernel's centre only
+    ever multiplies padding, so on small feature maps (AMLA's last stages are 2x2 and
+    1x1 on 8x8 digits) a 5x5 or 7x7 kernel can be cropped to its central
+    ``(2·size − 1)``² taps without changing the result, only the work.
+    """
+    k_h, k_w = kernel.shape[:2]
+    keep_h, keep_w = min(k_h, 2 * height - 1), min(k_w, 2 * width - 1)
+    top, left = (k_h - keep_h) // 2, (k_w - keep_w) // 2
+    return kernel[top : top + keep_h, left : left + keep_w]
+
+
+def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
+    """A stride-1 SAME convolution with an HWIO ``kernel``.
+
+    On CPU, XLA's convolution gradients are very slow on tiny feature maps (a 3x3
+    512→256 conv at 2x2 trains ~5-15x slower than the same work as one matmul), so
+    ``impl="auto"`` uses an im2col matmul there for maps of at most 4x4 pixels.
+    """
+    k_h, k_w = kernel.shape[:2]
+    small = x.shape[1] * x.shape[2] <= 16 and (k_h > 1 or k_w > 1)
+    if impl == "im2col" or (impl == "auto" and small and jax.default_backend() == "cpu"):
+        height, width = x.shape[1], x.shape[2]
+        pad_h, pad_w = _same_padding(height, k_h, 1, 1), _same_padding(width, k_w, 1, 1)
+        xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+        cols = jnp.concatenate(
+            [xp[:, i : i + height, j : j + width, :] for i in range(k_h) for j in range(k_w)],
+            axis=-1,
+        )
+        return jnp.einsum("nhwc,cd->nhwd", cols, kernel.reshape(-1, kernel.shape[-1]))
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+class Conv(nn.Module):
+    """A stride-1 SAME convolution without bias whose kernel is cropped to the taps that
+    can reach real pixels (`reachable_taps`), computed by `conv_same`; its parameter is
+    ``kernel`` as in ``nn.Conv``."""
+
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", conv_init, shape, jnp.float32)
+        return conv_same(x, reachable_taps(kernel, x.shape[1], x.shape[2]))
+
+
+class DepthwiseConv(nn.Module):
+    """A depthwise k×k convolution (no bias) with `depthwise_conv`'s fast CPU path.
+
+    Its parameter is ``kernel`` of shape (k, k, 1, C), as in ``nn.Conv`` with
+    ``feature_group_count=C``, so parameter counts and checkpoints are the same.
+    """
+
+    kernel_size: int
+    stride: int = 1
+    dilation: int = 1
+    padding: str | int = "SAME"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, 1, x.shape[-1])
+        kernel = self.param("kernel", conv_init, shape, jnp.float32)
+        if self.stride == 1 and self.dilation == 1 and self.padding == "SAME":
+            kernel = reachable_taps(kernel, x.shape[1], x.shape[2])
+        return depthwise_conv(x, kernel, self.stride, self.dilation, self.padding)
+
+
+class EnvelopeBranch(nn.Module):
+    """One envelope branch: conv (or depthwise + pointwise) → BN → ReLU → tap → dropout."""
+
+    op: str
+    features: int
+    dropout: float = 0.2
+    bn_momentum: float = 0.99
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        kernel, separable = parse_macro_op(self.op)
+        if separable:
+            x = DepthwiseConv(kernel, name="depthwise")(x)
+            x = nn.Conv(
+                self.features, (1, 1), use_bias=False, kernel_init=conv_init, name="pointwise"
+            )(x)
+        else:
+            x = Conv(self.features, kernel, name="conv")(x)
+        x = batch_norm(train, self.bn_momentum, name="bn")(x)
+        x = MeanSquareTap(name="stats")(nn.relu(x), train)
+        return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+
+def local_response_norm(
+    x: jax.Array,
+    depth_radius: int = 4,
+    bias: float = 1.0,
+    alpha: float = 0.001 / 9.0,
+    beta: float = 0.75,
+) -> jax.Array:
+    """TensorFlow's ``tf.nn.lrn`` over the channel axis (AMLA's stem ``lrn`` block)."""
+    window = 2 * depth_radius + 1
+    sq_sum = jax.lax.reduce_window(
+        x * x,
+        0.0,
+        jax.lax.add,
+        (1, 1, 1, window),
+        (1, 1, 1, 1),
+        ((0, 0), (0, 0), (0, 0), (depth_radius, depth_radius)),
+    )
+    return x / (bias + alpha * sq_sum) ** beta
+
+
+def max_pool_same(x: jax.Array, size: int = 2, stride: int = 2) -> jax.Array:
+    """TF-style SAME max-pool (padding never wins the max)."""
+    return nn.max_pool(x, (size, size), strides=(stride, stride), padding="SAME")
+
+
+def batch_cutout(x: jax.Array, key: jax.Array, size: int, per_image: bool = False) -> jax.Array:
+    """AMLA's stem cutout: a ``size``² zero square whose top-left corner is uniform.
+
+    AMLA draws one square per batch, shared by all images, with its top-left corner in
+    [0, H) x [0, W), clipped at the border (amla_spec.md A.10). ``per_image`` draws one
+    square per image instead.
+    """
+    batch, height, width = x.shape[:3]
+    num = batch if per_image else 1
+    key_y, key_x = jax.random.split(key)
+    top = jax.random.randint(key_y, (num, 1, 1), 0, height)
+    left = jax.random.randint(key_x, (num, 1, 1), 0, width)
+    rows = jnp.arange(height)[None, :, None]
+    cols = jnp.arange(width)[None, None, :]
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return x * (1.0 - inside[..., None].astype(x.dtype))

@@ -1,0 +1,110 @@
+"""One run, as a plain function: config in, search outcome and run directory out.
+
+The Hydra entry point (`amla_jax.__main__`) composes the config and calls `run`; a
+notebook can build a `RunConfig` by hand and call `run` directly, with no Hydra.
+
+Synopsis::
+
+    from amla_jax.config import RunConfig
+    from amla_jax.runner import run
+    cfg = RunConfig(run_dir="runs/quick")
+    cfg.model.path = "config.run.json"; cfg.algo.name = "fixed"
+    outcome = run(cfg)
+    outcome.rows[-1]["metrics"]["test/accuracy"]
+
+Errors a user can fix (an unknown algorithm or dataset, a malformed spec, a missing
+dataset, a negative budget) are raised as `UserError` subclasses (ValueError) whose
+message is one line naming the problem; the entry point prints it and exits with 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import jax
+
+from amla_jax.algos import get_algorithm
+from amla_jax.config import ModelConfig, RunConfig
+from amla_jax.data import load_dataset
+from amla_jax.search import SearchOutcome, make_evaluator, run_search
+from amla_jax.spec import NetworkSpec, SpecError, load_spec, save_spec
+
+SPEC_FILE = "spec.json"
+
+
+class ConfigValueError(ValueError):
+    """A config value is out of range; the message names the key."""
+
+
+def validate(cfg: RunConfig) -> None:
+    """Checks the budget-like values that the schema's types cannot."""
+    checks = [
+        ("train.steps", cfg.train.steps, cfg.train.steps >= 1 or cfg.train.epochs > 0),
+        ("train.epochs", cfg.train.epochs, cfg.train.epochs >= 0),
+        ("train.batch_size", cfg.train.batch_size, cfg.train.batch_size >= 1),
+        ("train.eval_batch_size", cfg.train.eval_batch_size, cfg.train.eval_batch_size >= 1),
+        ("train.eval_every", cfg.train.eval_every, cfg.train.eval_every >= 0),
+        ("algo.iterations", cfg.algo.iterations, cfg.algo.iterations >= 1),
+        ("optim.learning_rate", cfg.optim.learning_rate, cfg.optim.learning_rate > 0),
+        ("optim.l2", cfg.optim.l2, cfg.optim.l2 >= 0),
+        ("optim.ema_decay", cfg.optim.ema_decay, 0 <= cfg.optim.ema_decay < 1),
+        ("optim.drop_path", cfg.optim.drop_path, 0 <= cfg.optim.drop_path < 1),
+    ]
+    for name, value, ok in checks:
+        if not ok:
+            raise ConfigValueError(f"{name}: {value} is out of range; it must be positive")
+
+
+def template_spec(cfg: RunConfig) -> NetworkSpec:
+    """The network named by ``spec=`` / ``model.path`` (a JSON file) or ``model.network``."""
+    path = cfg.spec or cfg.model.path
+    if path:
+        return load_spec(path)
+    if cfg.model.network is None:
+        raise SpecError("model: no network; pick one with model=<name> or spec=<file.json>")
+    return NetworkSpec.from_json(_plain(cfg.model.network))
+
+
+def _plain(value):
+    """OmegaConf containers (or dataclass leftovers) as plain JSON values."""
+    return json.loads(json.dumps(value, default=lambda o: dataclasses.asdict(o)))
+
+
+def enable_compilation_cache(directory: str | None = None) -> None:
+    """Keeps compiled train steps on disk (JAX's persistent cache), so a resumed search, a
+    rerun with another seed or a test revisiting a network does not compile it again.
+    ``$AMLA_JAX_CACHE`` overrides the directory; an empty value disables the cache."""
+    directory = os.environ.get("AMLA_JAX_CACHE", directory or str(Path.home() / ".cache/amla_jax"))
+    if not directory:
+        return
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def run(cfg: RunConfig) -> SearchOutcome:
+    """Runs ``cfg.algo`` on ``cfg.dataset`` in ``cfg.run_dir`` (resuming if it can).
+
+    Returns:
+      The `SearchOutcome`; the run directory also holds ``spec.json`` (the network the
+      search returns, in our format), ``best_spec.json`` (AMLA's format),
+      ``candidates.jsonl``, ``metrics.jsonl``, TensorBoard events under ``tb/`` and the
+      final train states under ``checkpoints/``.
+    """
+    validate(cfg)
+    enable_compilation_cache()
+    template = template_spec(cfg)
+    algorithm = get_algorithm(cfg.algo.name)(cfg.algo, template)
+    dataset = load_dataset(cfg.dataset)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evaluate = make_evaluator(dataset, cfg.optim, cfg.train, run_dir)
+    outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
+    save_spec(outcome.best_spec, run_dir / SPEC_FILE, amla=False)
+    return outcome
+
+
+__all__ = ["ModelConfig", "RunConfig", "run", "template_spec", "validate"]

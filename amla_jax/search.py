@@ -1,0 +1,368 @@
+"""The search loop: ask → evaluate → tell, checkpointed after every candidate.
+
+`run_search` is the only place that drives an `Algorithm`. After every ``tell`` it
+appends the candidate's row to ``<run_dir>/candidates.jsonl`` and then saves an Orbax
+checkpoint of the search state in ``<run_dir>/search/`` (step = completed candidates).
+Rerunning in the same run directory restores the latest checkpoint and continues after
+its last candidate; rows beyond the checkpoint (a crash between the two writes) are
+dropped, so the file never holds a candidate twice. Candidate ``i`` is asked and trained
+with keys derived only from ``(key, i)``, so a resumed search equals an uninterrupted one.
+SIGTERM and SIGINT stop the search at once: the candidate in flight is abandoned,
+completed ones are kept, and `SearchInterrupted` is raised (``exit_code`` 128 + signal).
+
+Synopsis::
+
+    from amla_jax.search import make_evaluator, run_search
+    algorithm = get_algorithm("nac")(cfg.algo, template)
+    evaluate = make_evaluator(dataset, cfg.optim, cfg.train, run_dir)
+    outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
+    outcome.best_spec, outcome.rows[0]["metrics"]["validation/accuracy"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+from rich.console import Console
+from rich.table import Table
+
+from amla_jax.algos.base import Algorithm, selection_metric
+from amla_jax.config import OptimConfig, TrainConfig
+from amla_jax.spec import NetworkSpec, save_spec
+
+CANDIDATES = "candidates.jsonl"
+BEST_SPEC = "best_spec.json"
+SEARCH_DIR = "search"
+
+Evaluate = Callable[[NetworkSpec, Any, int], Any]
+
+
+class SearchInterrupted(Exception):
+    """SIGTERM/SIGINT stopped the search; completed candidates are checkpointed.
+
+    Attributes:
+      signum: the signal received.
+      completed: candidates completed and checkpointed.
+      exit_code: what the process should exit with (128 + signum, like a shell).
+    """
+
+    def __init__(self, signum: int, completed: int):
+        name = signal.Signals(signum).name
+        super().__init__(f"search stopped by {name} after {completed} completed candidates")
+        self.signum, self.completed, self.exit_code = signum, completed, 128 + signum
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished search leaves behind (``status``: "finished" or "already_finished").
+
+    Attributes:
+      best_spec: the algorithm's answer (``algorithm.best``), written to ``best_spec_path``.
+      best_candidate: the id of the candidate with the best selection metric, or None.
+      rows: the ``candidates.jsonl`` rows, in id order.
+    """
+
+    status: str
+    run_dir: Path
+    best_spec: NetworkSpec
+    best_spec_path: Path
+    best_candidate: int | None
+    rows: list[dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+    """Trains a candidate from scratch with `train.train_and_evaluate` (see `make_evaluator`)."""
+
+    dataset: Any
+    optim: OptimConfig
+    train: TrainConfig
+    run_dir: Path | None
+
+    def __call__(self, spec: NetworkSpec, key, candidate_id: int):
+        from amla_jax.train import save_train_state, train_and_evaluate  # noqa: PLC0415
+
+        prefix = f"candidate_{candidate_id}"
+        result = train_and_evaluate(
+            spec, self.dataset, self.optim, self.train, key, self.run_dir, prefix=prefix
+        )
+        if self.train.checkpoint and self.run_dir is not None:
+            save_train_state(result.state, Path(self.run_dir) / "checkpoints" / prefix)
+        return result
+
+    def measure(self, spec: NetworkSpec) -> dict[str, float]:
+        """Parameters and forward FLOPs per image at the dataset's shape, without training."""
+        from amla_jax.model import count_flops, count_params  # noqa: PLC0415
+
+        info = self.dataset.info
+        return {
+            "num_params": count_params(spec, info.image_shape, info.num_classes),
+            "flops": count_flops(spec, info.image_shape, info.num_classes),
+        }
+
+
+def make_evaluator(dataset, optim: OptimConfig, train: TrainConfig, run_dir) -> Evaluator:
+    """``evaluate(spec, key, candidate_id) -> TrainResult`` for `run_search`.
+
+    Each candidate is trained from scratch under the metric prefix ``candidate_<id>``;
+    with ``train.checkpoint`` its final train state goes to
+    ``<run_dir>/checkpoints/candidate_<id>``. ``measure(spec)`` gives the FLOPs that
+    `run_search` records.
+    """
+    return Evaluator(dataset, optim, train, None if run_dir is None else Path(run_dir))
+
+
+class _StopOnSignal:
+    """Turns SIGTERM/SIGINT into `SearchInterrupted`, deferred while files are written."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.completed = 0
+        self._writing = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        del frame
+        self.signum = signum
+        if not self._writing:
+            raise SearchInterrupted(signum, self.completed)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise SearchInterrupted(self.signum, self.completed)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        self.check()
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """Orbax logs every save step at INFO through absl; keep it to warnings here."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _checkpoint_manager(directory: Path):
+    import orbax.checkpoint as ocp  # noqa: PLC0415 (slow import)
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(directory.absolute(), options=options)
+
+
+def save_search_state(manager, completed: int, algorithm: str, state: dict) -> None:
+    """Checkpoints ``state`` as step ``completed`` (Orbax writes it atomically)."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    tree = {"algorithm": algorithm, "completed": completed, "state": state}
+    manager.save(completed, args=ocp.args.PyTreeSave(tree), force=True)
+    manager.wait_until_finished()
+
+
+def restore_search_state(manager, step: int, algorithm: str) -> dict:
+    """The algorithm state checkpointed at ``step``, leaf types as saved."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    tree = manager.restore(step, args=ocp.args.PyTreeRestore())
+    if tree["algorithm"] != algorithm:
+        raise ValueError(
+            f"run_dir: holds a {tree['algorithm']!r} search, not {algorithm!r}; "
+            "use a new run directory"
+        )
+    return tree["state"]
+
+
+def read_candidates(path: str | Path, completed: int | None = None) -> list[dict]:
+    """The rows of a ``candidates.jsonl`` in id order: one per id, ids below ``completed``
+    if given, unreadable (half-written) lines skipped."""
+    rows: dict[int, dict] = {}
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if completed is None or row["id"] < completed:
+            rows.setdefault(row["id"], row)
+    return [rows[i] for i in sorted(rows)]
+
+
+def _sync_candidates(path: Path, completed: int) -> list[dict]:
+    """Rewrites ``path`` (atomically) to hold exactly the checkpointed candidates' rows."""
+    rows = read_candidates(path, completed)
+    if [r["id"] for r in rows] != list(range(completed)):
+        raise ValueError(f"{path}: rows {[r['id'] for r in rows]} do not cover 0..{completed - 1}")
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return rows
+
+
+def _append_row(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
+    measure = getattr(evaluate, "measure", None)
+    row = {
+        "id": candidate_id,
+        "algorithm": name,
+        "spec": spec.to_json(),
+        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "num_params": int(result.num_params),
+        "flops": float(measure(spec)["flops"]) if measure else None,
+        "steps": int(getattr(result, "steps", 0)),
+        "train_seconds": float(result.train_seconds),
+        "compile_seconds": float(result.compile_seconds),
+    }
+    if result.utilities:
+        row["utilities"] = {str(k): float(v) for k, v in result.utilities.items()}
+        row["scalars"] = {
+            str(d): {str(s): float(v) for s, v in src.items()} for d, src in result.scalars.items()
+        }
+    return row
+
+
+def best_candidate(rows: list[dict]) -> int | None:
+    """The id of the row with the highest selection metric (earliest on ties), or None."""
+    if not rows:
+        return None
+    return max(rows, key=lambda r: (selection_metric(r["metrics"]), -r["id"]))["id"]
+
+
+def summary_table(rows: list[dict], best_id: int | None, title: str = "candidates") -> Table:
+    """A rich table of the candidates (id, params, FLOPs, accuracies, seconds); the row
+    with the best validation accuracy is marked."""
+    table = Table(title=title)
+    for name in ("id", "params", "MFLOPs", "val acc", "test acc", "seconds", ""):
+        table.add_column(name, justify="right" if name else "left")
+    for row in rows:
+        metrics = row["metrics"]
+        table.add_row(
+            str(row["id"]),
+            f"{row['num_params']:,}",
+            "-" if row.get("flops") is None else f"{row['flops'] / 1e6:,.1f}",
+            f"{metrics.get('validation/accuracy', float('nan')):.4f}",
+            f"{metrics.get('test/accuracy', float('nan')):.4f}",
+            f"{row['train_seconds'] + row['compile_seconds']:.1f}",
+            "best val" if row["id"] == best_id else "",
+            style="bold" if row["id"] == best_id else None,
+        )
+    return table
+
+
+def run_search(
+    algorithm: Algorithm, evaluate: Evaluate, run_dir: str | Path, key, *, console: bool = True
+) -> SearchOutcome:
+    """Runs (or resumes) ``algorithm`` to the end in ``run_dir``.
+
+    Args:
+      algorithm: the search algorithm.
+      evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `make_evaluator`);
+        if it has ``measure(spec)``, its FLOPs are recorded.
+      run_dir: the run directory (created; resumed if it holds a search checkpoint).
+      key: the search's PRNG key; candidate ``i`` uses ``fold_in(key, i)`` only.
+      console: print progress and the summary table.
+
+    Returns:
+      A `SearchOutcome`; ``status`` is "already_finished" if nothing was left to do.
+
+    Raises:
+      SearchInterrupted: on SIGTERM/SIGINT, after the completed candidates are saved.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = Console(quiet=not console, highlight=False, soft_wrap=True)
+    init_key, search_key = jax.random.split(key)
+    with (
+        _quiet_absl(),
+        _checkpoint_manager(run_dir / SEARCH_DIR) as manager,
+        _StopOnSignal() as stop,
+    ):
+        step = manager.latest_step()
+        if step is None:
+            state, completed = algorithm.init(init_key), 0
+        else:
+            state, completed = restore_search_state(manager, step, algorithm.name), step
+        rows = _sync_candidates(run_dir / CANDIDATES, completed)
+        stop.completed = completed
+        if step is not None and algorithm.done(state):
+            out.print(
+                f"[bold]{algorithm.name} search in {run_dir} is already finished[/] "
+                f"({completed} candidates); nothing to do."
+            )
+            return _finish(algorithm, state, rows, run_dir, out, "already_finished")
+        if step is not None:
+            out.print(f"resuming {algorithm.name} search in {run_dir} after {completed} candidates")
+        while not algorithm.done(state):
+            stop.check()
+            ask_key, eval_key = jax.random.split(jax.random.fold_in(search_key, completed))
+            spec, state = algorithm.ask(ask_key, state)
+            result = evaluate(spec, eval_key, completed)
+            state = algorithm.tell(state, spec, result)
+            row = _row(completed, algorithm.name, spec, result, evaluate)
+            with stop.writing():
+                _append_row(run_dir / CANDIDATES, row)
+                save_search_state(manager, completed + 1, algorithm.name, state)
+                rows.append(row)
+                completed = stop.completed = completed + 1
+            _print_candidate(out, row)
+    return _finish(algorithm, state, rows, run_dir, out, "finished")
+
+
+def _print_candidate(out: Console, row: dict) -> None:
+    metrics = row["metrics"]
+    out.print(
+        f"candidate {row['id']}: {row['num_params']:,} params, "
+        f"val acc {metrics.get('validation/accuracy', float('nan')):.4f}, "
+        f"test acc {metrics.get('test/accuracy', float('nan')):.4f}, "
+        f"{row['train_seconds'] + row['compile_seconds']:.1f} s"
+    )
+
+
+def _finish(algorithm, state, rows, run_dir: Path, out: Console, status: str) -> SearchOutcome:
+    best = algorithm.best(state)
+    path = run_dir / BEST_SPEC
+    save_spec(best, path, amla=True)
+    best_id = best_candidate(rows)
+    out.print(summary_table(rows, best_id, title=f"{algorithm.name}: {len(rows)} candidates"))
+    trained = [r["id"] for r in rows if NetworkSpec.from_json(r["spec"]) == best]
+    where = f"candidate {trained[-1]}" if trained else "a network the search did not train"
+    out.print(f"best_spec.json ({where}): {path}")
+    return SearchOutcome(status, run_dir, best, path, best_id, rows)

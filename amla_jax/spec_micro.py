@@ -1,0 +1,400 @@
+"""Micro-cell bodies: normal/reduction cell DAGs stacked in a sequence (DARTS, ENAS, NASNet).
+
+A cell has two inputs (states 0, 1); node ``i`` is state ``i + 2``, the ``add`` (or
+``concat``) of its edges, each an op of `amla_jax.micro_ops.MICRO_OPS` on an earlier
+state; the cell outputs the concat of the states in ``concat``. In a reduction cell,
+edges reading a cell input default to stride 2, others to 1 (genotypes.md §0.2); C
+doubles at each reduction cell. The ``convention`` says what the inputs are (genotypes.md
+§0): ``darts`` (0 = cell k−2, 1 = cell k−1, each ReLU-1×1-BN, or FactorizedReduce after a
+reduction), ``enas`` (a 1×1 only where widths differ, plus ENAS's "layer_base" 1×1 on
+input 1), ``nasnet`` (0 = h0 = ReLU-1×1-BN(cell k−1), 1 = h1 = cell k−2 adjusted, the raw
+stem for the first cell) or ``amla`` (AMLA's DAG semantics, amla_spec.md D.2).
+
+Our JSON (the ``arch`` of a `NetworkSpec`)::
+
+    {"type": "micro", "convention": "darts", "channels": 36,
+     "cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["sep_conv_3x3", 1]], ...],
+                          "concat": [2, 3, 4, 5]},
+               "reduction": {"reduction": true, "nodes": [...], "concat": [2, 3, 4, 5]}},
+     "network": ["normal", ..., "reduction", "aux", ...],    # "aux": an auxiliary head
+     "aux_head": {"kind": "conv", "fc_bias": true},
+     "drop_path_by_depth": false, "final_relu": false}
+
+An edge is ``[op, input]``, ``[op, input, stride]`` or ``[op, input, stride, filters]``;
+a node is a list of edges (summed) or ``{"combine": "concat", "edges": [...]}``.
+AMLA's micro format (``normal_cell``/``reduction_cell`` DAGs of ``nodeN``) is read too.
+
+Synopsis::
+
+    from amla_jax.spec_micro import MicroSpec
+    body = MicroSpec.from_json(arch_json)          # ours or AMLA's
+    MicroSpec.from_json(body.to_json()) == body    # True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from amla_jax.enas import EnasMacroSpec
+from amla_jax.micro_ops import MICRO_OPS
+from amla_jax.spec import SpecError
+
+__all__ = ["CellSpec", "EdgeSpec", "EnasMacroSpec", "MicroSpec", "NodeSpec", "from_amla_micro"]
+
+CONVENTIONS = ("darts", "enas", "nasnet", "amla")
+COMBINES = ("add", "concat")
+AUX_KINDS = ("conv", "dense")
+AUX = "aux"
+_MICRO_KEYS = ("type", "convention", "channels", "cells", "network", "aux_head")
+_MICRO_KEYS += ("drop_path_by_depth", "final_relu")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise SpecError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _flag(value: Any, where: str) -> bool:
+    _check(isinstance(value, bool), f"{where}: must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """``op(states[input])`` at ``stride``; ``filters`` overrides the op's width (AMLA
+    op nodes; by default the cell width, or the input width for ``amla_*`` ops)."""
+
+    op: str
+    input: int
+    stride: int = 1
+    filters: int | None = None
+
+    def to_json(self, default_stride: int) -> list:
+        if self.filters is not None:
+            return [self.op, self.input, self.stride, self.filters]
+        if self.stride != default_stride:
+            return [self.op, self.input, self.stride]
+        return [self.op, self.input]
+
+    def validate(self, where: str, state: int, amla: bool) -> None:
+        valid = ", ".join(MICRO_OPS)
+        _check(self.op in MICRO_OPS, f"{where}.op: unknown op {self.op!r}; valid: {valid}")
+        mixed = f"{where}.op: {self.op!r}: the amla_* ops go with the amla convention only"
+        _check(self.op.startswith("amla_") == amla, mixed)
+        _check(
+            _is_int(self.input) and 0 <= self.input < state,
+            f"{where}.input: state {self.input!r} out of range 0..{state - 1} "
+            "(an edge reads a cell input or an earlier node)",
+        )
+        _check(self.stride in (1, 2) and _is_int(self.stride), f"{where}.stride: must be 1 or 2")
+        _check(
+            self.filters is None or (_is_int(self.filters) and self.filters > 0),
+            f"{where}.filters: must be a positive integer, got {self.filters!r}",
+        )
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """An intermediate state: the ``combine`` (``add`` or ``concat``) of its edges."""
+
+    edges: tuple[EdgeSpec, ...]
+    combine: str = "add"
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A cell DAG: nodes over states {0, 1, earlier nodes}; output = concat of ``concat``."""
+
+    nodes: tuple[NodeSpec, ...]
+    concat: tuple[int, ...]
+    reduction: bool = False
+
+    def to_json(self) -> dict:
+        nodes = []
+        for node in self.nodes:
+            edges = [e.to_json(_default_stride(self.reduction, e.input)) for e in node.edges]
+            nodes.append(
+                edges if node.combine == "add" else {"combine": node.combine, "edges": edges}
+            )
+        out: dict[str, Any] = {"reduction": True} if self.reduction else {}
+        return {**out, "nodes": nodes, "concat": list(self.concat)}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> CellSpec:
+        _check(
+            isinstance(data, dict) and {"nodes", "concat"} <= set(data),
+            f"{where}: expected an object with 'nodes' and 'concat'",
+        )
+        unknown = sorted(set(data) - {"nodes", "concat", "reduction"})
+        _check(not unknown, f"{where}: unknown keys {unknown}; valid: nodes, concat, reduction")
+        reduction = _flag(data.get("reduction", False), f"{where}.reduction")
+        nodes = data["nodes"]
+        _check(isinstance(nodes, list) and nodes, f"{where}.nodes: must be a non-empty list")
+        concat = data["concat"]
+        _check(isinstance(concat, list) and concat, f"{where}.concat: must be a non-empty list")
+        parsed = tuple(
+            _node_from_json(n, f"{where}.nodes[{i}]", reduction) for i, n in enumerate(nodes)
+        )
+        return cls(parsed, tuple(concat), reduction)
+
+    def validate(self, where: str, amla: bool) -> None:
+        _check(bool(self.nodes), f"{where}.nodes: needs at least one node")
+        scales = [1, 1]  # each state's downsampling relative to the cell inputs
+        for i, node in enumerate(self.nodes):
+            at = f"{where}.nodes[{i}]"
+            _check(node.combine in COMBINES, f"{at}.combine: must be one of {COMBINES}")
+            _check(bool(node.edges), f"{at}: needs at least one edge")
+            for j, edge in enumerate(node.edges):
+                edge.validate(f"{at}.edges[{j}]", i + 2, amla)
+            mine = {scales[e.input] * e.stride for e in node.edges}
+            _check(
+                amla or len(mine) == 1,
+                f"{at}: its edges give different resolutions (downsampling {sorted(mine)}); "
+                "check the strides",
+            )
+            scales.append(max(mine))
+        last = len(scales) - 1
+        for index in self.concat:
+            _check(
+                _is_int(index) and 0 <= index <= last,
+                f"{where}.concat: state {index!r} out of range 0..{last} "
+                "(0, 1: the cell inputs; 2..: the nodes)",
+            )
+        _check(
+            len(set(self.concat)) == len(self.concat),
+            f"{where}.concat: lists a state twice: {list(self.concat)}",
+        )
+
+
+def _default_stride(reduction: bool, source: int) -> int:
+    return 2 if reduction and source < 2 else 1
+
+
+def _node_from_json(data: Any, where: str, reduction: bool) -> NodeSpec:
+    combine = "add"
+    if isinstance(data, dict):
+        _check(
+            "edges" in data and set(data) <= {"combine", "edges"},
+            f"{where}: a node object has 'edges' and an optional 'combine'",
+        )
+        combine, data = data.get("combine", "add"), data["edges"]
+    _check(isinstance(data, list) and data, f"{where}: a node is a non-empty list of edges")
+    edges = []
+    for j, edge in enumerate(data):
+        _check(
+            isinstance(edge, list) and 2 <= len(edge) <= 4,
+            f"{where}.edges[{j}]: an edge is [op, input], [op, input, stride] or "
+            f"[op, input, stride, filters], got {edge!r}",
+        )
+        op, source, *rest = edge
+        _check(_is_int(source), f"{where}.edges[{j}].input: must be a state index, got {source!r}")
+        stride = rest[0] if rest else _default_stride(reduction, source)
+        edges.append(EdgeSpec(op, source, stride, rest[1] if len(rest) > 1 else None))
+    return NodeSpec(tuple(edges), combine)
+
+
+@dataclass(frozen=True)
+class MicroSpec:
+    """A micro body: named cells and the ``network`` sequence of cell names and ``"aux"``.
+
+    Attributes:
+      cells: ``(name, CellSpec)`` pairs.
+      network: cell names in order; ``"aux"`` puts an auxiliary head on the output of
+        the cell before it.
+      channels: the initial cell width C (doubles at each reduction cell); 0 for the
+        ``amla`` convention, whose widths follow the stem.
+      convention: ``darts``, ``enas``, ``nasnet`` or ``amla`` (see the module doc).
+      aux_kind: ``conv`` (DARTS/ENAS/NASNet head) or ``dense`` (AMLA).
+      aux_fc_bias: whether the auxiliary FC has a bias (ENAS: no).
+      drop_path_by_depth: scale the drop-path rate of cell i by (i + 1) / num_cells
+        (ENAS, NASNet) instead of using it as is (DARTS).
+      final_relu: a ReLU on the last cell's output (ENAS, NASNet), before the head.
+    """
+
+    cells: tuple[tuple[str, CellSpec], ...]
+    network: tuple[str, ...]
+    channels: int = 0
+    convention: str = "darts"
+    aux_kind: str = "conv"
+    aux_fc_bias: bool = True
+    drop_path_by_depth: bool = False
+    final_relu: bool = False
+    type: str = field(default="micro", init=False)
+
+    def __post_init__(self):
+        _check(
+            self.convention in CONVENTIONS,
+            f"arch.convention: unknown {self.convention!r}; valid: {', '.join(CONVENTIONS)}",
+        )
+        amla = self.convention == "amla"
+        _check(
+            amla or (_is_int(self.channels) and self.channels > 0),
+            f"arch.channels: must be a positive integer (the first cells' width C), "
+            f"got {self.channels!r}",
+        )
+        _check(bool(self.cells), "arch.cells: needs at least one cell")
+        for name, cell in self.cells:
+            _check(name != AUX, f"arch.cells: {AUX!r} is reserved for auxiliary heads")
+            cell.validate(f"arch.cells.{name}", amla)
+        names = [name for name, _ in self.cells]
+        for i, entry in enumerate(self.network):
+            _check(
+                entry == AUX or entry in names,
+                f"arch.network[{i}]: unknown cell {entry!r}; valid: {', '.join([*names, AUX])}",
+            )
+        _check(
+            bool(self.network) and self.network[0] != AUX,
+            "arch.network: must start with a cell (an 'aux' follows the cell it reads)",
+        )
+        _check(
+            self.aux_kind in AUX_KINDS,
+            f"arch.aux_head.kind: unknown {self.aux_kind!r}; valid: {', '.join(AUX_KINDS)}",
+        )
+
+    def cell(self, name: str) -> CellSpec:
+        return dict(self.cells)[name]
+
+    @property
+    def num_cells(self) -> int:
+        return sum(entry != AUX for entry in self.network)
+
+    def to_json(self) -> dict:
+        return {
+            "type": "micro",
+            "convention": self.convention,
+            "channels": self.channels,
+            "cells": {name: cell.to_json() for name, cell in self.cells},
+            "network": list(self.network),
+            "aux_head": {"kind": self.aux_kind, "fc_bias": self.aux_fc_bias},
+            "drop_path_by_depth": self.drop_path_by_depth,
+            "final_relu": self.final_relu,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> MicroSpec:
+        """Reads our format or AMLA's (detected by ``normal_cell``/``reduction_cell``)."""
+        _check(isinstance(data, dict), f"arch: expected an object, got {data!r}")
+        if "cells" not in data and ("normal_cell" in data or "reduction_cell" in data):
+            return from_amla_micro(data)
+        unknown = sorted(set(data) - set(_MICRO_KEYS))
+        _check(not unknown, f"arch: unknown keys {unknown}; valid: {', '.join(_MICRO_KEYS)}")
+        cells, network = data.get("cells"), data.get("network")
+        _check(isinstance(cells, dict) and cells, "arch.cells: must be an object of name: cell")
+        _check(isinstance(network, list), "arch.network: must be a list of cell names and 'aux'")
+        aux = data.get("aux_head", {})
+        _check(
+            isinstance(aux, dict) and set(aux) <= {"kind", "fc_bias"},
+            f"arch.aux_head: expected an object with 'kind' and 'fc_bias', got {aux!r}",
+        )
+        return cls(
+            cells=tuple(
+                (str(k), CellSpec.from_json(v, f"arch.cells.{k}")) for k, v in cells.items()
+            ),
+            network=tuple(network),
+            channels=data.get("channels", 0),
+            convention=data.get("convention", "darts"),
+            aux_kind=aux.get("kind", "conv"),
+            aux_fc_bias=_flag(aux.get("fc_bias", True), "arch.aux_head.fc_bias"),
+            drop_path_by_depth=_flag(
+                data.get("drop_path_by_depth", False), "arch.drop_path_by_depth"
+            ),
+            final_relu=_flag(data.get("final_relu", False), "arch.final_relu"),
+        )
+
+
+# --- AMLA's micro DAG format (amla_spec.md D.2) ---------------------------------------
+_AMLA_NODE = re.compile(r"^node(\d+)$")
+_AMLA_OP = re.compile(r"^(\d)x(\d)(sep|maxpool|avgpool|dilated|max|avg)?$")
+_AMLA_NODE_KEYS = {"type", "stride", "filters", "rate", "padding", "activation"}
+
+
+def _amla_op(kind: Any, where: str) -> str:
+    """AMLA's op type → our ``amla_*`` op. ``3x3avg``/``3x3max`` read as pools: AMLA
+    misparsed ``3x3avg`` as a conv (amla_spec.md D.2); we take the evident intent."""
+    match = _AMLA_OP.match(kind) if isinstance(kind, str) else None
+    name = "amla_identity" if kind == "identity" else None
+    if match:
+        suffix = {"max": "maxpool", "avg": "avgpool"}.get(match.group(3), match.group(3))
+        name = f"amla_{match.group(1)}x{match.group(2)}{suffix or ''}"
+    valid = sorted(k[5:] for k in MICRO_OPS if k.startswith("amla_"))
+    _check(name in MICRO_OPS, f"{where}: unknown AMLA op {kind!r}; valid: add, concat, {valid}")
+    return name
+
+
+def _amla_nodes(dag: Any, where: str) -> list[tuple[int, Any]]:
+    """``{"nodeN": ...}`` → [(N, entry)] sorted, checking the numbering."""
+    _check(isinstance(dag, dict), f"{where}: expected an object of nodeN entries")
+    numbered = []
+    for key, value in dag.items():
+        match = _AMLA_NODE.match(key)
+        _check(bool(match), f"{where}.{key}: AMLA DAG keys are node1, node2, ...")
+        numbered.append((int(match.group(1)), value))
+    numbered.sort(key=lambda item: item[0])
+    _check(
+        [n for n, _ in numbered] == list(range(1, len(numbered) + 1)),
+        f"{where}: nodes must be numbered node1..node{len(numbered)} without gaps",
+    )
+    return numbered
+
+
+def _amla_node(entry: Any, number: int, where: str) -> NodeSpec:
+    _check(
+        isinstance(entry, dict) and isinstance(entry.get("node"), dict),
+        f"{where}: expected {{'node': {{'type': ...}}, 'input': [...]}}",
+    )
+    spec, names = entry["node"], entry.get("input")
+    _check(
+        set(spec) <= _AMLA_NODE_KEYS and spec.get("rate", 2) == 2,
+        f"{where}.node: keys {sorted(spec)}; valid: {sorted(_AMLA_NODE_KEYS)} (rate 2 only)",
+    )
+    _check(isinstance(names, list) and names, f"{where}.input: must list node names")
+    sources = []
+    for name in names:
+        match = _AMLA_NODE.match(name) if isinstance(name, str) else None
+        ok = bool(match) and 1 <= int(match.group(1)) < number
+        _check(ok, f"{where}.input: {name!r} is not an earlier node")
+        sources.append(int(match.group(1)) - 1)
+    if spec.get("type") in COMBINES:
+        return NodeSpec(tuple(EdgeSpec("amla_identity", s) for s in sources), spec["type"])
+    _check(len(sources) == 1, f"{where}.input: an op node takes one input, got {names}")
+    op = _amla_op(spec.get("type"), f"{where}.node.type")
+    return NodeSpec((EdgeSpec(op, sources[0], spec.get("stride", 1), spec.get("filters")),))
+
+
+def _amla_cell(dag: Any, where: str, reduction: bool) -> CellSpec:
+    numbered = _amla_nodes(dag, where)
+    _check(
+        len(numbered) >= 3 and numbered[0][1] == -1 and numbered[1][1] == 0,
+        f"{where}: node1 must be -1 (cell k-2) and node2 0 (cell k-1), then op nodes",
+    )
+    nodes = tuple(_amla_node(entry, n, f"{where}.node{n}") for n, entry in numbered[2:])
+    return CellSpec(nodes, (len(nodes) + 1,), reduction)
+
+
+def from_amla_micro(data: dict) -> MicroSpec:
+    """AMLA's micro ``arch`` (amla_spec.md D.2) → a `MicroSpec` of the ``amla`` convention."""
+    known = {"type", "normal_cell", "reduction_cell", "auxiliary_classifier", "network"}
+    unknown = sorted(set(data) - known)
+    _check(not unknown, f"arch: unknown keys {unknown} in AMLA's micro format")
+    cells = tuple(
+        (key, _amla_cell(data[key], f"arch.{key}", key == "reduction_cell"))
+        for key in ("normal_cell", "reduction_cell")
+        if key in data
+    )
+    if "auxiliary_classifier" in data:
+        aux = _amla_nodes(data["auxiliary_classifier"], "arch.auxiliary_classifier")
+        node = aux[1][1] if len(aux) == 2 and isinstance(aux[1][1], dict) else {}
+        _check(
+            aux[0][1] == 0 and (node.get("node") or {}).get("type") == "dense",
+            "arch.auxiliary_classifier: only {node1: 0, node2: dense of node1} is supported",
+        )
+    network = data.get("network")
+    _check(isinstance(network, list), "arch.network: must be a list of cell names")
+    renamed = tuple(AUX if entry == "auxiliary_classifier" else entry for entry in network)
+    return MicroSpec(cells, renamed, channels=0, convention="amla", aux_kind="dense")

@@ -1,0 +1,108 @@
+"""One training epoch of a zoo network on CIFAR-10-shaped data: images/s and peak memory.
+
+Times the whole training step as the recipe runs it (drop-path, auxiliary loss, L2,
+global-norm clip, SGD with momentum) on a device-resident synthetic batch, so it measures
+the model, not the input pipeline. Prints one JSON line.
+
+Synopsis::
+
+    python experiments/zoo/epoch_benchmark.py --network darts_v2 --batch 96 --steps 521
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from amla_jax.model import build_model, init_variables, param_count
+from amla_jax.zoo import load_network
+
+
+def make_step(model, tx, images, labels, l2: float, aux_weight: float):
+    """The jitted training step (state donated)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels
+
+    def loss_fn(params, batch_stats, key, rate):
+        variables = {"params": params, "batch_stats": batch_stats}
+        (logits, aux), updates = model.apply(
+            variables,
+            images,
+            train=True,
+            drop_path_rate=rate,
+            rngs={"dropout": key},
+            mutable=["batch_stats"],
+        )
+        loss = ce(logits, labels).mean() + aux_weight * sum(ce(a, labels).mean() for a in aux)
+        loss = loss + l2 * sum(jnp.sum(p**2) for p in jax.tree_util.tree_leaves(params))
+        return loss, updates["batch_stats"]
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+    def step(params, batch_stats, opt_state, key, rate):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, batch_stats), grads = grad_fn(params, batch_stats, key, rate)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", default="darts_v2", help="a conf/model name")
+    parser.add_argument("--batch", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=521, help="50,000 // 96 + 1 = one epoch")
+    parser.add_argument("--epochs", type=int, default=600, help="for the lr and drop-path ramps")
+    args = parser.parse_args()
+    spec = load_network(args.network)
+    model = build_model(spec, 10)
+    key = jax.random.key(0)
+    variables = init_variables(model, key, (32, 32, 3), args.batch)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    total = args.epochs * args.steps
+    tx = optax.chain(
+        optax.clip_by_global_norm(5.0),
+        optax.sgd(optax.cosine_decay_schedule(0.025, total), momentum=0.9),
+    )
+    opt_state = tx.init(params)
+    images = jax.random.normal(key, (args.batch, 32, 32, 3))
+    labels = jax.random.randint(key, (args.batch,), 0, 10)
+    step = make_step(model, tx, images, labels, l2=1.5e-4, aux_weight=0.4)
+    started = time.perf_counter()
+    state = step(params, batch_stats, opt_state, key, jnp.float32(0.0))
+    jax.block_until_ready(state)
+    compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(args.steps):
+        rate = jnp.float32(0.2 * i / total)
+        state = step(*state[:3], jax.random.fold_in(key, i), rate)
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - started
+    stats = jax.devices()[0].memory_stats() or {}
+    print(
+        json.dumps(
+            {
+                "network": args.network,
+                "device": jax.devices()[0].device_kind,
+                "jax": jax.__version__,
+                "params": param_count(state[0]),
+                "batch": args.batch,
+                "steps": args.steps,
+                "compile_s": round(compile_seconds, 1),
+                "epoch_s": round(seconds, 2),
+                "step_ms": round(1e3 * seconds / args.steps, 2),
+                "images_per_s": round(args.steps * args.batch / seconds, 1),
+                "peak_gib": round(stats.get("peak_bytes_in_use", 0) / 2**30, 3),
+                "final_loss": float(state[3]),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

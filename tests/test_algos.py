@@ -1,0 +1,99 @@
+"""Contract tests run over every registered algorithm (amla_jax.algos.ALGORITHMS)."""
+
+import copy
+
+import jax
+import numpy as np
+import pytest
+from fakes import fake_evaluate, template_spec
+
+from amla_jax.algos import ALGORITHMS, AlgorithmError, get_algorithm
+from amla_jax.config import AlgoConfig
+from amla_jax.search import _checkpoint_manager, restore_search_state, save_search_state
+from amla_jax.spec import NetworkSpec
+
+ITERATIONS = 3
+KEY = jax.random.key(7)
+
+
+def make(name: str, iterations: int = ITERATIONS):
+    return get_algorithm(name)(AlgoConfig(name, iterations, {}), template_spec())
+
+
+def step(algorithm, state, i):
+    """One ask/evaluate/tell round with the keys the search loop would use."""
+    ask_key, eval_key = jax.random.split(jax.random.fold_in(KEY, i))
+    spec, state = algorithm.ask(ask_key, state)
+    return spec, algorithm.tell(state, spec, fake_evaluate(spec, eval_key, i))
+
+
+def assert_serialisable(tree):
+    for leaf in jax.tree_util.tree_leaves(tree):
+        assert isinstance(leaf, np.ndarray | int | float | str), type(leaf)
+
+
+def assert_same(a, b):
+    """Equal trees with equal leaf types (bit-identical states)."""
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        assert type(x) is type(y)
+        np.testing.assert_array_equal(x, y)
+
+
+def test_registry_holds_every_algorithm():
+    assert {"fixed", "nac", "nac_worst", "random"} <= set(ALGORITHMS)
+
+
+def test_unknown_algorithm_lists_the_valid_names():
+    with pytest.raises(AlgorithmError, match="nac_worst"):
+        get_algorithm("nope")
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_rounds_until_done(name):
+    algorithm = make(name)
+    assert algorithm.name == name
+    state = algorithm.init(KEY)
+    assert_serialisable(state)
+    for i in range(ITERATIONS):
+        assert not algorithm.done(state)
+        spec, state = step(algorithm, state, i)
+        assert isinstance(spec, NetworkSpec)
+        assert_serialisable(state)
+    assert algorithm.done(state)
+    assert isinstance(algorithm.best(state), NetworkSpec)
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_ask_and_tell_are_pure(name):
+    algorithm = make(name)
+    state = algorithm.init(KEY)
+    _, state = step(algorithm, state, 0)
+    frozen = copy.deepcopy(state)
+    key = jax.random.key(3)
+    spec_a, next_a = algorithm.ask(key, state)
+    spec_b, next_b = algorithm.ask(key, state)
+    assert spec_a == spec_b
+    assert_same(next_a, next_b)
+    result = fake_evaluate(spec_a, key, 1)
+    assert_same(algorithm.tell(next_a, spec_a, result), algorithm.tell(next_b, spec_b, result))
+    assert_same(state, frozen)  # nothing was mutated
+    assert_same(algorithm.init(KEY), algorithm.init(KEY))
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_state_survives_orbax_and_continues_identically(name, tmp_path):
+    algorithm = make(name)
+    state = algorithm.init(KEY)
+    _, state = step(algorithm, state, 0)
+    with _checkpoint_manager(tmp_path / "search") as manager:
+        save_search_state(manager, 1, name, state)
+    with _checkpoint_manager(tmp_path / "search") as manager:
+        restored = restore_search_state(manager, manager.latest_step(), name)
+    assert_same(restored, state)
+    for i in range(1, ITERATIONS):
+        spec_a, state = step(algorithm, state, i)
+        spec_b, restored = step(algorithm, restored, i)
+        assert spec_a == spec_b
+        assert_same(restored, state)
+    assert algorithm.best(state) == algorithm.best(restored)
