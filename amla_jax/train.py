@@ -168,37 +168,61 @@ def _config_key(cfg) -> tuple:
     return tuple(sorted(dataclasses.asdict(cfg).items()))
 
 
-def compile_steps(
+@dataclasses.dataclass
+class _Program:
+    """Everything compiled for one (spec, recipe, schedule length, batch shapes)."""
+
+    model: Any
+    tx: optax.GradientTransformation
+    train_step: Any = None
+    eval_step: Any = None
+
+
+def _program(
     spec: NetworkSpec,
     num_classes: int,
     optim: OptimConfig,
-    state: TrainState,
-    train_batch: dict,
-    eval_batch: dict,
     steps_per_epoch: int,
     total_steps: int,
-) -> tuple[Any, Any, float]:
-    """Compiled ``(train_step, eval_step)`` for ``spec``, memoised per spec, recipe and
-    batch shapes, so a search revisiting a network never compiles it twice.
-
-    Returns:
-      ``(train_step, eval_step, compile_seconds)``; 0 seconds on a cache hit.
-    """
-    shapes = jax.tree_util.tree_map(lambda x: (x.shape, str(x.dtype)), (train_batch, eval_batch))
+    shapes: tuple,
+) -> _Program:
+    """The memoised model and optimiser for ``spec``: reusing the same objects keeps the
+    train state's static fields equal, so the compiled steps can be reused."""
     key = (
         spec,
         num_classes,
         _config_key(optim),
         steps_per_epoch,
         total_steps,
-        str(shapes),
+        shapes,
         jax.local_device_count(),
     )
-    if key in _COMPILED:
-        return (*_COMPILED[key], 0.0)
+    if key not in _COMPILED:
+        tx = make_optimizer(optim, steps_per_epoch, total_steps)
+        _COMPILED[key] = _Program(build_model(spec, num_classes), tx)
+    return _COMPILED[key]
+
+
+def compile_steps(
+    program: _Program,
+    optim: OptimConfig,
+    state: TrainState,
+    train_batch: dict,
+    eval_batch: dict,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> float:
+    """Compiles ``program``'s train and eval steps once (the state is donated).
+
+    Returns:
+      The compile seconds; 0 when they were compiled before.
+    """
+    if program.train_step is not None:
+        return 0.0
     started = time.perf_counter()
+    num_classes = program.model.num_classes
     schedule = make_schedule(optim, steps_per_epoch, total_steps)
-    train = (
+    program.train_step = (
         jax.jit(
             lambda s, b, k: _train_step(
                 s,
@@ -214,13 +238,12 @@ def compile_steps(
         .lower(state, train_batch, jax.random.key(0))
         .compile()
     )
-    evaluate_fn = (
+    program.eval_step = (
         jax.jit(lambda s, b: _eval_step(s, b, use_ema=optim.ema_decay > 0, num_classes=num_classes))
         .lower(state, eval_batch)
         .compile()
     )
-    _COMPILED[key] = (train, evaluate_fn)
-    return train, evaluate_fn, time.perf_counter() - started
+    return time.perf_counter() - started
 
 
 def _shard(batch: dict, mesh: Mesh) -> dict:
@@ -325,18 +348,20 @@ def train_and_evaluate(
     steps_per_epoch = max(1, info.num_train // train.batch_size)
     total_steps = steps_for(train.epochs, train.steps, info.num_train, train.batch_size)
     init_key, step_key, data_key = jax.random.split(key, 3)
-    model = build_model(spec, info.num_classes)
-    tx = make_optimizer(optim, steps_per_epoch, total_steps)
+    shapes = (info.image_shape, train.batch_size, train.eval_batch_size)
+    program = _program(spec, info.num_classes, optim, steps_per_epoch, total_steps, shapes)
     replicated = NamedSharding(mesh, PartitionSpec())
-    state = jax.device_put(create_train_state(model, init_key, info.image_shape, tx), replicated)
+    state = create_train_state(program.model, init_key, info.image_shape, program.tx)
+    state = jax.device_put(state, replicated)
     data_seed = int(jax.random.randint(data_key, (), 0, 2**31 - 1))
     batches = dataset.train_batches(data_seed, train.batch_size)
     first = _shard(next(batches), mesh)
     eval_splits = [s for s in ("validation", "test") if _split_size(info, s)]
     eval_example = _shard(next(dataset.eval_batches(eval_splits[-1], train.eval_batch_size)), mesh)
-    train_step, eval_step, compile_seconds = compile_steps(
-        spec, info.num_classes, optim, state, first, eval_example, steps_per_epoch, total_steps
+    compile_seconds = compile_steps(
+        program, optim, state, first, eval_example, steps_per_epoch, total_steps
     )
+    train_step, eval_step = program.train_step, program.eval_step
     writer = MetricWriter(run_dir, prefix)
     started, metrics, batch = time.perf_counter(), {}, first
     with progress_bar(f"training {prefix}", total_steps, enabled=train.progress) as advance:

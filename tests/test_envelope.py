@@ -127,7 +127,7 @@ def test_settings_from_amla_section_and_back():
         ({"layers_per_stage": [2, 2]}, "layers_per_stage"),
         ({"max_layers_per_stage": [7, 6]}, "max_layers_per_stage"),
         ({"construction": [True, True]}, "construction"),
-        ({"parameter_limits": [False, False, False, False]}, "parameter_limits"),
+        ({"parameter_limits": [False, False]}, "parameter_limits"),
         ({"construction": [1, 1, 0]}, "construction"),
         ({"layers_per_stage": [2, 0, 2]}, "layers_per_stage"),
         ({"max_filter_prune": -1}, "max_filter_prune"),
@@ -488,3 +488,10 @@ def test_random_network_draw_order_and_spread():
     layers = [list(e["filters"].values()) for e in net if "filters" in e]
     assert layers == [layer for stage in ops for layer in stage]
     assert sum(len(layer) > 1 for layer in layers[:15]) >= 10  # 45 extras spread over 15
+
+
+def test_per_stage_lists_longer_than_stages_are_read_as_amla_reads_them():
+    # AMLA's own config.nac.construction.test.json lists 4 entries for 3 stages; AMLA
+    # indexes by stage, so the extra entry is unused.
+    settings = settings_with(construction=[True, True, True, True])
+    assert settings.construction == (True, True, True)

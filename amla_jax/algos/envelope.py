@@ -48,8 +48,12 @@ class _Section:
         for name in (*ints, *bools):
             value = getattr(self, name)
             ok = isinstance(value, Iterable) and not isinstance(value, str | Mapping)
-            if not ok or len(value := tuple(value)) != self.stages:
+            # AMLA indexes these lists by stage, so entries past the last stage are unused
+            # (its own config.nac.construction.test.json has 4 for 3 stages); too few is
+            # an error.
+            if not ok or len(value := tuple(value)) < self.stages:
                 raise ValueError(f"{name} needs a list of one entry per stage, got {value!r}")
+            value = value[: self.stages]
             for item in value:
                 if name in ints:
                     _check_int(f"{name} entries", item, ints[name])

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny macro network, AMLA's reference configs, a compilation cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AMLA_CONFIGS = ROOT.parent / "shared" / "reference" / "amla_configs"
+# Compiled train steps are cached on disk across tests and subprocesses (JAX's persistent
+# cache), so a network compiled once is not compiled again in the same CI run.
+os.environ.setdefault("AMLA_JAX_CACHE", str(ROOT / ".pytest_cache" / "xla"))
+
+
+def pytest_configure(config):
+    from amla_jax.runner import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
+TINY_NETWORK = {
+    "format": "amla_jax.spec/1",
+    "name": "tiny",
+    "stem": [[{"block": "conv2d", "kernel_size": [1, 1], "outputs": 16}], [{"block": "lrn"}]],
+    "arch": {
+        "type": "macro",
+        "network": [
+            {"filters": {"Branch1": "1x1", "Branch3": "3x3sep"}, "outputs": 16, "inputs": []},
+            {"widener": {}},
+            {"filters": {"Branch2": "3x3", "Branch5": "5x5sep"}, "outputs": 32, "inputs": [1]},
+        ],
+    },
+    "head": [
+        {"block": "reduce_mean"},
+        {"block": "dropout", "keep_prob": 0.8},
+        {"block": "fc-final", "outputs": 10},
+    ],
+}
+
+
+def amla_config_paths() -> list[Path]:
+    """Every AMLA JSON config in the shared reference folder."""
+    return sorted(AMLA_CONFIGS.glob("*.json"))
+
+
+@pytest.fixture
+def tiny_spec():
+    from amla_jax.spec import NetworkSpec
+
+    return NetworkSpec.from_json(TINY_NETWORK)
+
+
+@pytest.fixture
+def tiny_spec_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_NETWORK))
+    return path

@@ -1,0 +1,91 @@
+"""The entry point as a user meets it: composition, bad input, the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, amla_config_paths
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from amla_jax.config import RunConfig, register_configs
+
+GROUPS = ["algo", "dataset", "model", "optim", "experiment", "debug"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_config_option_composes_into_the_schema(group, option):
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={option}", "run_dir=."])
+    run = OmegaConf.to_object(cfg)
+    assert isinstance(run, RunConfig)
+
+
+def amla(*args: str, cwd=ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "amla_jax", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _assert_user_error(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_unknown_algorithm_and_dataset(tmp_path):
+    _assert_user_error(amla("algo=evolution", f"hydra.run.dir={tmp_path}"), "algo/evolution", "nac")
+    _assert_user_error(amla("dataset=svhn", f"hydra.run.dir={tmp_path}"), "dataset/svhn", "digits")
+
+
+def test_bad_budgets_and_keys(tmp_path):
+    _assert_user_error(amla("train.steps=-5", f"hydra.run.dir={tmp_path}"), "train.steps")
+    _assert_user_error(amla("train.stepz=5", f"hydra.run.dir={tmp_path}"), "train.stepz")
+
+
+def test_bad_spec_files(tmp_path):
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"arch": {"type": "macro", "network": [')
+    _assert_user_error(
+        amla("algo=fixed", f"spec={malformed}", f"hydra.run.dir={tmp_path}"), "not valid JSON"
+    )
+    config = json.loads((amla_config_paths()[0].parent / "config.run.json").read_text())
+    config["arch"]["network"][0]["filters"]["Branch2"] = "4x4pool"
+    unknown_op = tmp_path / "unknown_op.json"
+    unknown_op.write_text(json.dumps(config))
+    _assert_user_error(
+        amla("algo=fixed", f"spec={unknown_op}", f"hydra.run.dir={tmp_path}"), "4x4pool", "Branch2"
+    )
+    config["arch"]["network"][0] = {"filters": {"Branch1": "1x1"}, "widener": {}, "outputs": 8}
+    contradictory = tmp_path / "contradictory.json"
+    contradictory.write_text(json.dumps(config))
+    _assert_user_error(
+        amla("algo=fixed", f"spec={contradictory}", f"hydra.run.dir={tmp_path}"), "has both"
+    )
+
+
+def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path):
+    proc = amla(
+        "dataset=cifar10",
+        f"dataset.data_dir={tmp_path / 'tfds'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    _assert_user_error(proc, "cifar10", "prepare")

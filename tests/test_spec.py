@@ -1,0 +1,82 @@
+"""NetworkSpec: AMLA's configs load and round-trip; bad specs name the bad field."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from conftest import TINY_NETWORK, amla_config_paths
+
+from amla_jax.algos.envelope import EnvelopeSettings, initial_envelopenet
+from amla_jax.spec import NetworkSpec, SpecError, load_spec, save_spec
+
+
+def test_reference_folder_has_configs():
+    names = {p.name for p in amla_config_paths()}
+    assert {"config.run.json", "config.nac.final.json", "config.darts.json"} <= names
+
+
+@pytest.mark.parametrize("path", amla_config_paths(), ids=lambda p: p.name)
+def test_every_amla_network_config_loads_and_round_trips(path):
+    config = json.loads(path.read_text())
+    if "arch" not in config:  # a construction config: NAC generates its network
+        settings = EnvelopeSettings.from_dict(config["envelopenet"], stem_width=64)
+        config["arch"] = {"type": "macro", "network": initial_envelopenet(settings)}
+    spec = NetworkSpec.from_json(config)
+    assert hash(spec) == hash(NetworkSpec.from_json(config))
+    ours = json.loads(json.dumps(spec.to_json()))
+    assert NetworkSpec.from_json(ours) == spec
+    amla = json.loads(json.dumps(spec.to_amla()))
+    assert NetworkSpec.from_json(amla) == spec
+    assert amla["arch"]["type"] == config["arch"].get("type", "macro")
+
+
+def test_macro_round_trip_keeps_amla_entries_verbatim():
+    config = json.loads((amla_config_paths()[0].parent / "config.nac.final.json").read_text())
+    spec = NetworkSpec.from_json(config)
+    assert spec.to_amla()["arch"]["network"] == config["arch"]["network"]
+    assert spec.stem_width == 128
+
+
+def test_save_and_load_both_formats(tmp_path, tiny_spec):
+    for amla in (True, False):
+        path = tmp_path / f"spec_{amla}.json"
+        save_spec(tiny_spec, path, amla=amla)
+        assert load_spec(path) == tiny_spec
+
+
+def _broken(mutate) -> dict:
+    data = copy.deepcopy(TINY_NETWORK)
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d["arch"]["network"][0]["filters"].update(Branch9="9x8"), "Branch9"),
+        (lambda d: d["arch"]["network"][0].update(widener={}), "has both"),
+        (lambda d: d["arch"]["network"][2].update(inputs=[3]), "network[2]"),
+        (lambda d: d["arch"]["network"][2].update(inputs=[1, 1]), "twice"),
+        (lambda d: d["arch"]["network"][0].update(outputs=1), "outputs"),
+        (lambda d: d["arch"]["network"][0].update(outputs=-4), "outputs"),
+        (lambda d: d["arch"].update(type="meso"), "arch.type"),
+        (lambda d: d["arch"].update(network=[]), "arch.network"),
+        (lambda d: d["stem"][0][0].update(block="conv3d"), "stem[0][0].block"),
+        (lambda d: d["head"].pop(), "head"),
+        (lambda d: d.pop("arch"), "arch"),
+    ],
+)
+def test_bad_specs_name_the_field(mutate, field):
+    with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        NetworkSpec.from_json(_broken(mutate))
+
+
+def test_load_spec_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(SpecError) as info:
+            load_spec(path)
+        assert "\n" not in str(info.value) and str(path) in str(info.value)
