@@ -125,17 +125,25 @@ def test_zero_iterations_returns_the_initial_network():
 
 
 def test_random_defaults_are_the_counts_nac_reaches():
+    # AMLA's 5 iterations: 12 -> 14 -> 16 -> 17 -> 18 -> 18 branches in a growing stage
+    # (A.7's worked check), one more layer per iteration until max_layers_per_stage.
+    assert random_search.nac_counts(5, template_spec(16)) == ([7, 7, 2], [18, 18, 12])
+    assert random_search.nac_counts(3, template_spec(16)) == ([5, 5, 2], [17, 17, 12])
     settings = nac.settings_for({}, template_spec(16))
     network = envelope.initial_envelopenet(settings)
-    for _ in range(5):  # AMLA's 5 construction iterations
-        network = envelope.construct_amla(network, hand_made(network).utilities, {}, settings)
-    layout = envelope.stage_layout(network)
-    assert [len(cells) for cells in layout] == random_search.DEFAULT_LAYERS
-    assert envelope.count_branches(network) == random_search.DEFAULT_BLOCKS
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # other statistics, same counts
+        utilities = {n: float(rng.random()) for n in envelope.branch_names(network)}
+        network = envelope.construct_amla(network, utilities, {}, settings)
+    assert [len(c) for c in envelope.stage_layout(network)] == [7, 7, 2]
+    assert envelope.count_branches(network) == [18, 18, 12]
+    algorithm = make("random", iterations=3)
+    network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
+    assert envelope.count_branches(network) == [17, 17, 12]
 
 
 def test_random_draws_a_fresh_network_per_key():
-    algorithm = make("random", iterations=3)
+    algorithm = make("random", iterations=5)
     state = algorithm.init(KEY)
     networks = [network_of(algorithm.ask(jax.random.key(i), state)[0]) for i in range(3)]
     assert networks[0] != networks[1] != networks[2]

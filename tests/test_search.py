@@ -12,7 +12,7 @@ import jax
 import pytest
 from fakes import fake_evaluate, template_spec
 
-from amla_jax.algos import get_algorithm
+from amla_jax.algos import envelope, get_algorithm
 from amla_jax.config import AlgoConfig
 from amla_jax.search import (
     SearchInterrupted,
@@ -169,12 +169,21 @@ def test_make_evaluator_trains_a_candidate(tmp_path):
     dataset = load_dataset(DataConfig(name="digits"))
     train = TrainConfig(steps=2, batch_size=16, progress=False)
     evaluate = make_evaluator(dataset, OptimConfig(), train, tmp_path)
-    outcome = run_search(make("nac", iterations=2), evaluate, tmp_path, KEY, console=False)
+    options = {  # a small construction: 2 stages of one 3-branch cell
+        "stages": 2,
+        "layers_per_stage": [1, 1],
+        "max_layers_per_stage": [2, 2],
+        "construction": [True, True],
+        "parameter_limits": [False, False],
+        "envelopecell": {"Branch1": "1x1", "Branch2": "3x3", "Branch3": "3x3sep"},
+    }
+    algorithm = get_algorithm("nac")(AlgoConfig("nac", 2, options), template_spec())
+    outcome = run_search(algorithm, evaluate, tmp_path, KEY, console=False)
     rows = outcome.rows
     assert rows[0]["flops"] > 0 and rows[0]["num_params"] > 0
-    assert set(rows[0]["utilities"]) == set(
-        f"Cell{c}/Branch{b}" for c in (1, 3) for b in range(1, 7)
-    )
+    assert set(rows[0]["utilities"]) == {f"Cell{c}/Branch{b}" for c in (1, 3) for b in (1, 2, 3)}
+    assert set(rows[1]["utilities"]) == set(envelope.branch_names(rows[1]["spec"]["arch"]))
+    assert rows[1]["scalars"] and rows[1]["metrics"]["test/accuracy"] >= 0
     assert (tmp_path / "checkpoints" / "candidate_1").exists()
     assert evaluate.measure(outcome.best_spec)["num_params"] > 0
 

@@ -199,7 +199,7 @@ def test_reduced_network_trains_one_step(name):
     _train_step(build(), shape, 10)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # full-size networks: many minutes each on a 2-core CPU; not in CI
 @pytest.mark.parametrize("name", MODELS)
 def test_full_network_trains_one_step(name):
     imagenet = name == "nac_imagenet"

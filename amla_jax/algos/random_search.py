@@ -9,11 +9,13 @@ wideners between stages; with ``skip``, dense skip inputs like the EnvelopeNet.
 Options (``algo.options``): ``stages``, ``layers_per_stage``, ``num_blocks_per_stage``,
 ``blocks``, ``parameter_limits``, ``skip``; or ``match: <spec JSON>`` to take the per-stage
 layer and block counts from a constructed network (v0.1 matched its random nets to the
-constructed "cons-exp-3" net). Without counts, the defaults are those NAC reaches with
-its defaults (`amla_jax.algos.nac.DEFAULTS`, 5 iterations): layers [7, 7, 2] and blocks
-[18, 18, 12]. ``blocks`` defaults to the envelope cell's ops, so both searches draw from
-the same ops (v0.1 used {3x3, 3x3sep, 5x5, 5x5sep, 7x7, 7x7sep}). The stem width comes
-from the template. ``best`` is the trained network with the best validation accuracy.
+constructed "cons-exp-3" net). Without counts, the defaults are those of the network
+NAC constructs with its defaults (`amla_jax.algos.nac.DEFAULTS`) in as many iterations
+as this search has, so ``algo.iterations`` matches the two in an ablation: with AMLA's 5,
+layers [7, 7, 2] and blocks [18, 18, 12]. ``blocks`` defaults to the envelope cell's
+ops, so both searches draw from the same ops (v0.1 used {3x3, 3x3sep, 5x5, 5x5sep, 7x7,
+7x7sep}). The stem width comes from the template. ``best`` is the trained network with
+the best validation accuracy.
 
 Synopsis::
 
@@ -33,14 +35,21 @@ import jax
 import numpy as np
 
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
-from amla_jax.algos.envelope import RandomSettings, matched_random_settings, random_network
+from amla_jax.algos.envelope import (
+    RandomSettings,
+    branch_names,
+    construct_amla,
+    count_branches,
+    initial_envelopenet,
+    matched_random_settings,
+    random_network,
+    stage_layout,
+)
 from amla_jax.algos.nac import DEFAULTS as NAC_DEFAULTS
+from amla_jax.algos.nac import settings_for as nac_settings
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec, NetworkSpec, SpecError, load_spec
 
-# The per-stage counts of NAC's arch_5 with NAC's defaults (checked in tests/test_nac.py).
-DEFAULT_LAYERS = [7, 7, 2]
-DEFAULT_BLOCKS = [18, 18, 12]
 OPTIONS = (
     "stages",
     "layers_per_stage",
@@ -56,7 +65,22 @@ def _blocks_default() -> list[str]:
     return list(NAC_DEFAULTS["envelopecell"].values())
 
 
-def settings_for(options: dict[str, Any], template: NetworkSpec) -> RandomSettings:
+def nac_counts(iterations: int, template: NetworkSpec) -> tuple[list[int], list[int]]:
+    """Per-stage (layers, blocks) of the network NAC constructs with its defaults in
+    ``iterations`` iterations. With the defaults the counts do not depend on the
+    statistics (a growing stage always has k prunable branches, loses them and gains one
+    cell), so any utilities will do."""
+    settings = nac_settings({}, template)
+    network = initial_envelopenet(settings)
+    for _ in range(iterations):
+        utilities = {name: float(i) for i, name in enumerate(branch_names(network))}
+        network = construct_amla(network, utilities, {}, settings)
+    return [len(cells) for cells in stage_layout(network)], count_branches(network)
+
+
+def settings_for(
+    options: dict[str, Any], template: NetworkSpec, iterations: int = 5
+) -> RandomSettings:
     """`RandomSettings` from ``algo.options`` (see the module docstring).
 
     Raises:
@@ -76,7 +100,7 @@ def settings_for(options: dict[str, Any], template: NetworkSpec) -> RandomSettin
         counts = options.get("layers_per_stage"), options.get("num_blocks_per_stage")
         if (counts[0] is None) != (counts[1] is None):
             raise ValueError("give both layers_per_stage and num_blocks_per_stage, or neither")
-        layers, num_blocks = counts if counts[0] is not None else (DEFAULT_LAYERS, DEFAULT_BLOCKS)
+        layers, num_blocks = counts if counts[0] is not None else nac_counts(iterations, template)
         stages = options.get("stages", len(layers))
         limits = options.get("parameter_limits") or [False] * stages
         return RandomSettings(stages, layers, num_blocks, blocks, limits, template.stem_width, skip)
@@ -109,8 +133,8 @@ def key_to_seed(key) -> list[int]:
 @register("random")
 def make_random(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
     """AMLA's random baseline; ``cfg.iterations`` random networks are trained."""
-    settings = settings_for(cfg.options, template)
     iterations = int(cfg.iterations)
+    settings = settings_for(cfg.options, template, iterations)
 
     def init(key) -> State:
         del key

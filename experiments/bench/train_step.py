@@ -182,6 +182,46 @@ def write_check(spec: NetworkSpec, args, directory: Path) -> Path:
     return weights
 
 
+# Convolutions of config.run.json at CIFAR shape (batch 64) where ops' CPU paths apply.
+OP_CASES = (
+    ("depthwise 7x7, 256 ch, 16x16 (Cell5 7x7sep)", "depthwise", (64, 16, 16, 256), (7, 7, 1, 256)),
+    ("depthwise 7x7, 1022 ch, 4x4 (Cell11 7x7sep)", "depthwise", (64, 4, 4, 1022), (7, 7, 1, 1022)),
+    ("depthwise 7x7, 1024 ch, 1x1", "depthwise", (64, 1, 1, 1024), (7, 7, 1, 1024)),
+    ("conv 5x5 1022->256, 4x4 (Cell11 5x5)", "conv", (64, 4, 4, 1022), (5, 5, 1022, 256)),
+    ("conv 3x3 1024->341, 4x4 (Cell12 3x3)", "conv", (64, 4, 4, 1024), (3, 3, 1024, 341)),
+)
+
+
+def op_bench(reps: int) -> list[dict]:
+    """Forward + backward (gradients of input and kernel) of single convolutions: ops'
+    CPU path (shifted slices / im2col) against XLA's convolution."""
+    rows = []
+    for label, kind, x_shape, k_shape in OP_CASES:
+        fn = ops.depthwise_conv if kind == "depthwise" else ops.conv_same
+        fast = "shift" if kind == "depthwise" else "im2col"
+        x = jax.random.normal(jax.random.key(1), x_shape)
+        k = jax.random.normal(jax.random.key(2), k_shape) * 0.05
+        row = {"op": label, "fast_impl": fast}
+        for impl in (fast, "xla"):
+            loss = functools.partial(lambda f, i, a, b: jnp.sum(f(a, b, impl=i) ** 2), fn, impl)
+            compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, k).compile()
+            jax.block_until_ready(compiled(x, k))
+            times = []
+            for _ in range(reps):
+                started = time.perf_counter()
+                jax.block_until_ready(compiled(x, k))
+                times.append(time.perf_counter() - started)
+            row[f"{'fast' if impl == fast else 'xla'}_ms"] = 1e3 * statistics.median(times)
+        row["xla_over_fast"] = row["xla_ms"] / row["fast_ms"]
+        print(
+            f"  {label:<46} {fast:>7} {row['fast_ms']:9.2f} ms   xla {row['xla_ms']:9.2f} ms"
+            f"   xla/{fast} {row['xla_over_fast']:6.1f}x",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
 def find_torch_python(given: str | None) -> str | None:
     if given:
         return given
@@ -254,9 +294,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--network",
-        nargs="+",
+        nargs="*",
         default=["run"],
-        help="short names (run: AMLA's config.run.json; envelopenet) or spec paths",
+        help="short names (run: AMLA's config.run.json; envelopenet) or spec paths; "
+        "none with --op-bench to time only the single convolutions",
+    )
+    parser.add_argument(
+        "--op-bench",
+        action="store_true",
+        help="also time single convolutions (fwd+bwd): ops' CPU paths against XLA's",
     )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median)")
@@ -327,11 +373,12 @@ def main() -> None:
             )
             if "check_max_abs_diff" in torch_row:
                 diff, scale = torch_row["check_max_abs_diff"], torch_row["check_logits_scale"]
-                print(
-                    f"  eval logits, torch vs amla_jax: max |diff| {diff:.2e} (max |logit| {scale:.2e})"
-                )
+                print(f"  eval logits, torch vs amla_jax: max |diff| {diff:.2e} (max {scale:.2e})")
                 if diff > 1e-3 * max(scale, 1.0):
                     raise SystemExit("train_step: the PyTorch twin does not match amla_jax")
+    if args.op_bench:
+        print(f"\nsingle convolutions, forward + backward, median of {args.steps}")
+        report["ops"] = op_bench(args.steps)
     if not torch_python:
         print(
             "\nPyTorch baseline skipped: no --torch-python, $TORCH_PYTHON, or torch here. "
