@@ -95,7 +95,9 @@ def _head_block(
     # fc-final: truncated normal with stddev 1/inputs (AMLA's "inputs" field), zero bias.
     fan_in = block.get("inputs") or x.shape[-1]
     init = nn.initializers.truncated_normal(stddev=1.0 / fan_in)
-    return nn.Dense(num_classes, kernel_init=init, name=name)(x)
+    return nn.Dense(num_classes, kernel_init=init, use_bias=block.get("use_bias", True), name=name)(
+        x
+    )
 
 
 class Network(nn.Module):

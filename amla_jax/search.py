@@ -100,15 +100,17 @@ class Evaluator:
             save_train_state(result.state, Path(self.run_dir) / "checkpoints" / prefix)
         return result
 
-    def measure(self, spec: NetworkSpec) -> dict[str, float]:
-        """Parameters and forward FLOPs per image at the dataset's shape, without training."""
-        from amla_jax.model import count_flops, count_params  # noqa: PLC0415
+    def count_flops(self, spec: NetworkSpec) -> float:
+        """Forward FLOPs of one image at the dataset's shape, without training."""
+        from amla_jax.model import count_flops  # noqa: PLC0415
 
-        info = self.dataset.info
-        return {
-            "num_params": count_params(spec, info.image_shape, info.num_classes),
-            "flops": count_flops(spec, info.image_shape, info.num_classes),
-        }
+        return count_flops(spec, self.dataset.info.image_shape, self.dataset.info.num_classes)
+
+    def count_params(self, spec: NetworkSpec) -> int:
+        """Trainable parameters of ``spec`` for the dataset, without allocating them."""
+        from amla_jax.model import count_params  # noqa: PLC0415
+
+        return count_params(spec, self.dataset.info.image_shape, self.dataset.info.num_classes)
 
 
 def make_evaluator(dataset, optim: OptimConfig, train: TrainConfig, run_dir) -> Evaluator:
@@ -116,8 +118,8 @@ def make_evaluator(dataset, optim: OptimConfig, train: TrainConfig, run_dir) -> 
 
     Each candidate is trained from scratch under the metric prefix ``candidate_<id>``;
     with ``train.checkpoint`` its final train state goes to
-    ``<run_dir>/checkpoints/candidate_<id>``. ``measure(spec)`` gives the FLOPs that
-    `run_search` records.
+    ``<run_dir>/checkpoints/candidate_<id>``. Its ``count_flops(spec)`` gives the FLOPs
+    that `run_search` records.
     """
     return Evaluator(dataset, optim, train, None if run_dir is None else Path(run_dir))
 
@@ -239,14 +241,14 @@ def _append_row(path: Path, row: dict) -> None:
 
 
 def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
-    measure = getattr(evaluate, "measure", None)
+    count_flops = getattr(evaluate, "count_flops", None)
     row = {
         "id": candidate_id,
         "algorithm": name,
         "spec": spec.to_json(),
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "num_params": int(result.num_params),
-        "flops": float(measure(spec)["flops"]) if measure else None,
+        "flops": float(count_flops(spec)) if count_flops else None,
         "steps": int(getattr(result, "steps", 0)),
         "train_seconds": float(result.train_seconds),
         "compile_seconds": float(result.compile_seconds),
@@ -295,7 +297,7 @@ def run_search(
     Args:
       algorithm: the search algorithm.
       evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `make_evaluator`);
-        if it has ``measure(spec)``, its FLOPs are recorded.
+        if it has ``count_flops(spec)``, each candidate's FLOPs are recorded.
       run_dir: the run directory (created; resumed if it holds a search checkpoint).
       key: the search's PRNG key; candidate ``i`` uses ``fold_in(key, i)`` only.
       console: print progress and the summary table.

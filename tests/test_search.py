@@ -185,7 +185,7 @@ def test_make_evaluator_trains_a_candidate(tmp_path):
     assert set(rows[1]["utilities"]) == set(envelope.branch_names(rows[1]["spec"]["arch"]))
     assert rows[1]["scalars"] and rows[1]["metrics"]["test/accuracy"] >= 0
     assert (tmp_path / "checkpoints" / "candidate_1").exists()
-    assert evaluate.measure(outcome.best_spec)["num_params"] > 0
+    assert evaluate.count_params(outcome.best_spec) > 0
 
 
 def start(run_dir, env, log):
