@@ -139,6 +139,7 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
         lowered_at = time.perf_counter()
         compiled = lowered.compile()
         compiled_at = time.perf_counter()
+    print(f"    compiled in {compiled_at - started:.1f} s", file=sys.stderr, flush=True)
     result = {
         "num_params": param_count(state.params),
         "lower_s": lowered_at - started,
@@ -150,6 +151,7 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
         state, metrics = compiled(state, batch, key)
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - started)
+        print(f"    step {len(times)}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
     measured = times[args.warmup :]
     loss = float(metrics["train/loss"])
     if not np.isfinite(loss):
