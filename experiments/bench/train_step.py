@@ -381,7 +381,7 @@ def main() -> None:
     if args.op_bench:
         print(f"\nsingle convolutions, forward + backward, median of {args.steps}")
         report["ops"] = op_bench(args.steps)
-    if not torch_python:
+    if args.network and not torch_python:
         print(
             "\nPyTorch baseline skipped: no --torch-python, $TORCH_PYTHON, or torch here. "
             "Make one with: python3 -m venv /tmp/torchvenv && "
