@@ -207,14 +207,9 @@ def wait_for(process, condition, timeout=900):
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "amla_jax" / "__main__.py").exists(), reason="no entry point")
 def test_kill_9_and_sigterm_mid_iteration_resume_to_the_uninterrupted_result(tmp_path):
-    # A persistent compilation cache shared by the runs: the interrupted and resumed
-    # runs load the reference run's programs instead of compiling them again.
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
+    # The runs share the persistent compilation cache ($AMLA_JAX_CACHE, see conftest.py):
+    # the interrupted and resumed runs load the reference run's programs.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     reference = tmp_path / "reference"
     subprocess.run(entry_point(reference), cwd=tmp_path, env=env, check=True, timeout=1200)
     run_dir = tmp_path / "interrupted"
