@@ -332,6 +332,8 @@ class NetworkSpec:
         """Reads our format or an AMLA task config (detected by its ``init_cell`` key)."""
         if not isinstance(data, dict):
             raise SpecError(f"spec: expected a JSON object, got {type(data).__name__}")
+        if "format" not in data and "arch" not in data and "envelopenet" in data:
+            return cls.from_amla(data)  # an AMLA construction config: its initial network
         if "arch" not in data:
             raise SpecError("arch: missing; a network spec needs an 'arch' with the body")
         if "format" not in data:
@@ -366,6 +368,11 @@ class NetworkSpec:
             )
             head = tuple(block for layer in layers for block in layer)
         name = str(config.get("parameters", {}).get("arch_name", ""))
+        if "arch" not in config:  # construction config: NAC's initial EnvelopeNet (A.5)
+            widths = [b.get("outputs") for layer in stem for b in layer if b.block == "conv2d"]
+            if not widths:
+                raise SpecError("init_cell: has no conv2d, so the stem width (C_init) is undefined")
+            return cls(_initial_body(config["envelopenet"], widths[-1]), stem, head, name)
         return cls(_body_from_json(config["arch"]), stem, head, name)
 
     def to_amla(self) -> dict:
@@ -397,6 +404,19 @@ class NetworkSpec:
 
     def dumps(self, **kwargs) -> str:
         return json.dumps(self.to_json(), **kwargs)
+
+
+def _initial_body(section: Any, stem_width: int) -> MacroSpec:
+    """The initial EnvelopeNet that AMLA's ``envelopenet`` section describes (A.5)."""
+    from amla_jax.algos.envelope import EnvelopeSettings, initial_envelopenet  # noqa: PLC0415
+
+    if not isinstance(section, dict):
+        raise SpecError("envelopenet: must be an object with AMLA's construction settings")
+    try:
+        settings = EnvelopeSettings.from_dict(section, stem_width=stem_width)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"envelopenet: {exc}") from None
+    return MacroSpec.from_json({"type": "macro", "network": initial_envelopenet(settings)})
 
 
 def _as_list(value: Any, name: str) -> list:

@@ -20,10 +20,11 @@ def test_reference_folder_has_configs():
 @pytest.mark.parametrize("path", amla_config_paths(), ids=lambda p: p.name)
 def test_every_amla_network_config_loads_and_round_trips(path):
     config = json.loads(path.read_text())
-    if "arch" not in config:  # a construction config: NAC generates its network
-        settings = EnvelopeSettings.from_dict(config["envelopenet"], stem_width=64)
+    spec = NetworkSpec.from_json(config)  # a construction config: its initial EnvelopeNet
+    if "arch" not in config:
+        settings = EnvelopeSettings.from_dict(config["envelopenet"], stem_width=spec.stem_width)
+        assert spec.body.to_json()["network"] == initial_envelopenet(settings)
         config["arch"] = {"type": "macro", "network": initial_envelopenet(settings)}
-    spec = NetworkSpec.from_json(config)
     assert hash(spec) == hash(NetworkSpec.from_json(config))
     ours = json.loads(json.dumps(spec.to_json()))
     assert NetworkSpec.from_json(ours) == spec
