@@ -38,21 +38,37 @@ def _overrides(argv: list[str]) -> list[str] | None:
     return argv
 
 
+def compose_config(overrides: list[str]):
+    """The config that ``overrides`` compose to (no ``hydra`` node, not resolved).
+
+    Raises:
+      ValueError: a bad override (an unknown group option or key, a wrongly typed
+        value), with Hydra's message folded into one line.
+    """
+    from hydra import compose, initialize_config_dir  # noqa: PLC0415
+    from hydra.errors import HydraException  # noqa: PLC0415
+    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
+
+    from amla_jax.config import register_configs  # noqa: PLC0415
+
+    register_configs()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=False)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ValueError(_one_line(str(exc))) from None
+
+
 def precheck(argv: list[str]) -> None:
     """Composes the config once before Hydra runs, so that a bad override (an unknown
     group option or key, a wrongly typed value) fails in one line with exit code 2."""
     overrides = _overrides(argv)
     if overrides is None:
         return
-    from hydra import compose, initialize_config_dir  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
-
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            compose("config", overrides=overrides, return_hydra_config=False)
-    except (HydraException, OmegaConfBaseException) as exc:
-        _fail(_one_line(str(exc)))
+        compose_config(overrides)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _one_line(message: str) -> str:
@@ -82,6 +98,7 @@ def _task(cfg) -> None:
     from amla_jax.search import SearchInterrupted  # noqa: PLC0415
 
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
+    logging.getLogger("jax").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
     OmegaConf.set_readonly(cfg, True)
     run_cfg = OmegaConf.to_object(cfg)
     run_cfg.run_dir = HydraConfig.get().runtime.output_dir
@@ -97,6 +114,9 @@ def _task(cfg) -> None:
 def main() -> None:
     """Runs the Hydra app on ``sys.argv``."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    from amla_jax.runner import prefer_fast_compiles  # noqa: PLC0415
+
+    prefer_fast_compiles()  # before anything starts JAX's backend
     argv = sys.argv[1:]
     from amla_jax.config import register_configs  # noqa: PLC0415
 
