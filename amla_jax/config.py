@@ -81,6 +81,9 @@ class TrainConfig:
     log_every: int = 50
     progress: bool = True
     checkpoint: bool = True  # Orbax checkpoint of the final train state
+    # Before evaluating, BatchNorm statistics are recomputed for the evaluated (EMA)
+    # weights over this many training batches; 0 keeps the running averages.
+    bn_calibration_batches: int = 10
 
 
 @dataclass

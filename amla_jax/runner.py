@@ -47,6 +47,11 @@ def validate(cfg: RunConfig) -> None:
         ("train.batch_size", cfg.train.batch_size, cfg.train.batch_size >= 1),
         ("train.eval_batch_size", cfg.train.eval_batch_size, cfg.train.eval_batch_size >= 1),
         ("train.eval_every", cfg.train.eval_every, cfg.train.eval_every >= 0),
+        (
+            "train.bn_calibration_batches",
+            cfg.train.bn_calibration_batches,
+            cfg.train.bn_calibration_batches >= 0,
+        ),
         ("algo.iterations", cfg.algo.iterations, cfg.algo.iterations >= 1),
         ("optim.learning_rate", cfg.optim.learning_rate, cfg.optim.learning_rate > 0),
         ("optim.l2", cfg.optim.l2, cfg.optim.l2 >= 0),
@@ -73,6 +78,19 @@ def _plain(value):
     return json.loads(json.dumps(value, default=lambda o: dataclasses.asdict(o)))
 
 
+def prefer_fast_compiles() -> None:
+    """Asks XLA's CPU backend for LLVM optimisation level 1 unless ``$XLA_FLAGS`` names one.
+
+    A search compiles every candidate afresh, and on CPU compiling took longer than
+    training at search budgets; level 1 roughly halved compile time with the same step
+    time (experiments/bench/README.md). It must run before JAX starts its backend; set
+    ``XLA_FLAGS=--xla_backend_optimization_level=2`` (or 3) to keep XLA's default.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
+
+
 def enable_compilation_cache(directory: str | None = None) -> None:
     """Keeps compiled train steps on disk (JAX's persistent cache), so a resumed search, a
     rerun with another seed or a test revisiting a network does not compile it again.
@@ -95,6 +113,7 @@ def run(cfg: RunConfig) -> SearchOutcome:
       final train states under ``checkpoints/``.
     """
     validate(cfg)
+    prefer_fast_compiles()  # in time unless JAX's backend already started (a notebook)
     enable_compilation_cache()
     template = template_spec(cfg)
     algorithm = get_algorithm(cfg.algo.name)(cfg.algo, template)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +80,12 @@ def data_mesh() -> Mesh:
 def create_train_state(
     model, key: jax.Array, input_shape: tuple[int, ...], tx: optax.GradientTransformation
 ) -> TrainState:
-    """Initialises parameters, optimiser state, statistics and the EMA from ``key``."""
-    variables = init_variables(model, key, input_shape)
+    """Initialises parameters, optimiser state, statistics and the EMA from ``key``.
+
+    The initialisation is one jitted program: run eagerly, each of its hundreds of small
+    ops would be compiled on its own, which took longer than compiling the train step.
+    """
+    variables = jax.jit(partial(init_variables, model, input_shape=input_shape))(key)
     params = variables["params"]
     return TrainState.create(
         apply_fn=model.apply,
@@ -161,6 +167,61 @@ def _eval_step(state: TrainState, batch, *, use_ema: bool, num_classes: int):
     }
 
 
+def _calibration_step(state: TrainState, batch, key, stats, *, use_ema: bool):
+    """The BatchNorm running statistics after one training-mode forward pass of the
+    evaluated weights over ``batch``, starting from ``stats`` (see `recalibrate_batch_norm`)."""
+    params = state.ema_params if use_ema else state.params
+    variables = {"params": params, "batch_stats": stats, "nac_stats": state.nac_stats}
+    _, updates = state.apply_fn(
+        variables,
+        batch["image"],
+        train=True,
+        rngs={"dropout": key},
+        mutable=["batch_stats", "nac_stats"],
+    )
+    return updates["batch_stats"]
+
+
+# A running statistic fed in as 2**20 comes out as m * 2**20 + (1 - m) * batch: the
+# difference from the zero-fed output recovers each BatchNorm's momentum m exactly enough.
+_PROBE = float(2**20)
+
+
+def recalibrate_batch_norm(state: TrainState, calibrate, batches, key) -> TrainState:
+    """Replaces the BatchNorm running averages with the population statistics of the
+    weights that are evaluated (the EMA weights where there is an EMA), averaged over
+    ``batches`` of training data.
+
+    Short trainings (a search trains many networks for a few hundred steps) leave the
+    running averages dominated by their initial values and by early weights; evaluating
+    with them gives near-chance accuracy however well the network trains. Each BatchNorm
+    updates ``m * running + (1 - m) * batch``; feeding zeros yields ``(1 - m) * batch`` and
+    one probe with a large constant yields ``m``, so no module needs to expose its momentum.
+    """
+    stats = state.batch_stats
+    if not jax.tree_util.tree_leaves(stats):
+        return state
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, stats)
+    probe = jax.tree_util.tree_map(lambda x: jnp.full_like(x, _PROBE), stats)
+    total, count, momentum = None, 0, None
+    for i, batch in enumerate(batches):
+        batch_key = jax.random.fold_in(key, i)
+        part = calibrate(state, batch, batch_key, zeros)
+        if momentum is None:
+            probed = calibrate(state, batch, batch_key, probe)
+            momentum = jax.tree_util.tree_map(lambda p, z: (p - z) / _PROBE, probed, part)
+        total = part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
+        count += 1
+    if count == 0:
+        return state
+
+    def population(old, summed, m):
+        rate = 1.0 - m
+        return jnp.where(rate > 1e-6, summed / (count * jnp.maximum(rate, 1e-6)), old)
+
+    return state.replace(batch_stats=jax.tree_util.tree_map(population, stats, total, momentum))
+
+
 _COMPILED: dict[tuple, Any] = {}
 
 
@@ -176,6 +237,7 @@ class _Program:
     tx: optax.GradientTransformation
     train_step: Any = None
     eval_step: Any = None
+    calibration_step: Any = None
 
 
 def _program(
@@ -243,6 +305,12 @@ def compile_steps(
         .lower(state, eval_batch)
         .compile()
     )
+    if jax.tree_util.tree_leaves(state.batch_stats):
+        program.calibration_step = (
+            jax.jit(partial(_calibration_step, use_ema=optim.ema_decay > 0))
+            .lower(state, train_batch, jax.random.key(0), state.batch_stats)
+            .compile()
+        )
     return time.perf_counter() - started
 
 
@@ -385,6 +453,14 @@ def train_and_evaluate(
                 )
             if step < total_steps:
                 batch = _shard(next(batches), mesh)
+    if program.calibration_step is not None and train.bn_calibration_batches > 0:
+        calibration = (_shard(b, mesh) for b in islice(batches, train.bn_calibration_batches))
+        state = recalibrate_batch_norm(
+            state,
+            program.calibration_step,
+            calibration,
+            jax.random.fold_in(step_key, total_steps + 1),
+        )
     jax.block_until_ready(state.params)
     train_seconds = time.perf_counter() - started
     for split in eval_splits:

@@ -148,3 +148,45 @@ def test_every_optimizer_builds_and_steps(name):
     assert jnp.all(updates["w"] < 0)
     with pytest.raises(ConfigError, match="optim.optimizer"):
         make_optimizer(OptimConfig(optimizer="lion"), 5, 10)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.99, 0.9997])
+def test_recalibrate_batch_norm_gives_population_statistics(momentum):
+    import flax.linen as nn  # noqa: PLC0415
+
+    from amla_jax.train import TrainState, recalibrate_batch_norm  # noqa: PLC0415
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool):
+            return nn.BatchNorm(use_running_average=not train, momentum=momentum)(x), ()
+
+    model = Net()
+    batches = [
+        {"image": 3.0 + 2.0 * jax.random.normal(jax.random.key(i), (64, 5))} for i in range(4)
+    ]
+    variables = model.init(jax.random.key(0), batches[0]["image"], train=True)
+    state = TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=make_optimizer(OptimConfig(), 1, 1),
+        batch_stats=variables["batch_stats"],
+        nac_stats={},
+        ema_params=variables["params"],
+    )
+
+    def calibrate(s, batch, key, stats):
+        _, updates = s.apply_fn(
+            {"params": s.params, "batch_stats": stats},
+            batch["image"],
+            train=True,
+            mutable=["batch_stats"],
+        )
+        return updates["batch_stats"]
+
+    new = recalibrate_batch_norm(state, jax.jit(calibrate), iter(batches), jax.random.key(1))
+    images = np.stack([np.asarray(b["image"]) for b in batches])
+    stats = new.batch_stats["BatchNorm_0"]
+    np.testing.assert_allclose(stats["mean"], images.mean(axis=1).mean(0), rtol=2e-3)
+    np.testing.assert_allclose(stats["var"], images.var(axis=1).mean(0), rtol=2e-3)
+    assert state.batch_stats["BatchNorm_0"]["mean"].sum() == 0  # the input is not changed
