@@ -1,0 +1,108 @@
+"""The trial-parallel launcher presets (conf/hydra/launcher/): they compose, and the
+joblib one runs a real multirun whose trials each leave a complete run directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT, TINY_NETWORK
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from amla_jax.config import register_configs
+from amla_jax.report import collect, compare
+
+LAUNCHERS = ROOT / "conf" / "hydra" / "launcher"
+# The plugin config each preset extends → (the plugin's module, its launcher class).
+PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "JoblibLauncher"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "SlurmLauncher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "LocalLauncher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "RayLauncher"),
+}
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in LAUNCHERS.glob("*.yaml"))
+
+
+def base_of(preset: str) -> str:
+    """The plugin config named first in the preset's defaults list."""
+    defaults = yaml.safe_load((LAUNCHERS / f"{preset}.yaml").read_text())["defaults"]
+    return next(d for d in defaults if d != "_self_")
+
+
+def hydra_config(*overrides: str):
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_every_preset_extends_a_known_plugin():
+    assert {"local_parallel", "slurm", "ray_local"} <= set(presets())
+    for preset in presets():
+        assert base_of(preset) in PLUGINS, f"{preset}.yaml: add its plugin to PLUGINS"
+        assert preset not in PLUGINS, f"{preset}.yaml would shadow the plugin's own config"
+
+
+@pytest.mark.parametrize("preset", presets())
+def test_preset_composes_onto_its_plugin(preset):
+    module, launcher = PLUGINS[base_of(preset)]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    cfg = hydra_config(f"hydra/launcher={preset}", "run_dir=.")
+    assert cfg.hydra.launcher._target_.endswith(f".{launcher}")
+
+
+def test_slurm_partition_comes_from_the_environment(monkeypatch):
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        pytest.skip("hydra-submitit-launcher is not installed")
+    monkeypatch.setenv("AMLA_SLURM_PARTITION", "gpu")
+    launcher = hydra_config("hydra/launcher=slurm", "run_dir=.").hydra.launcher
+    assert launcher.partition == "gpu" and launcher.account is None
+    monkeypatch.delenv("AMLA_SLURM_PARTITION")
+    launcher = hydra_config("hydra/launcher=slurm", "run_dir=.").hydra.launcher
+    assert launcher.partition is None and launcher.timeout_min > 0
+
+
+@pytest.mark.slow
+def test_joblib_multirun_leaves_complete_run_directories(tmp_path):
+    # Two trials of a tiny fixed network side by side (seeds 0, 1); the compiled program
+    # is shared through the suite's persistent cache ($AMLA_JAX_CACHE, conftest.py).
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_NETWORK))
+    sweep = tmp_path / "multirun"
+    command = [
+        sys.executable,
+        "-m",
+        "amla_jax",
+        "-m",
+        "hydra/launcher=local_parallel",
+        "algo=fixed",
+        "spec=tiny.json",  # relative to the working directory (no "/" in the run dir name)
+        "seed=0,1",
+        "debug=smoke",
+        "algo.iterations=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    run_dirs = sorted(p.parent for p in sweep.rglob("candidates.jsonl"))
+    assert [d.name for d in run_dirs] == ["seed=0", "seed=1"]
+    for seed, run_dir in enumerate(run_dirs):
+        for name in ("best_spec.json", "spec.json", "metrics.jsonl", ".hydra/config.yaml"):
+            assert (run_dir / name).exists(), run_dir / name
+        assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").seed == seed
+        rows = (run_dir / "candidates.jsonl").read_text().splitlines()
+        assert len(rows) == 1 and "test/accuracy" in json.loads(rows[0])["metrics"]
+    group = compare(collect([sweep])).groups
+    assert len(group) == 1 and group[0].algorithm == "fixed" and group[0].seeds == [0, 1]
