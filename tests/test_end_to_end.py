@@ -17,8 +17,14 @@ def _rows(run_dir) -> list[dict]:
 
 def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     config = amla_config_paths()[0].parent / "config.run.json"
-    proc = amla("algo=fixed", f"spec={config}", "train.steps=200", "train.progress=false",
-                f"hydra.run.dir={tmp_path}", timeout=1800)
+    proc = amla(
+        "algo=fixed",
+        f"spec={config}",
+        "train.steps=200",
+        "train.progress=false",
+        f"hydra.run.dir={tmp_path}",
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = _rows(tmp_path)
     assert row["metrics"]["test/accuracy"] >= 0.95, row["metrics"]
@@ -28,7 +34,61 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
     assert (tmp_path / "checkpoints" / "candidate_0").is_dir()
     # Rerunning the finished run says so and trains nothing.
-    again = amla("algo=fixed", f"spec={config}", "train.steps=200", "train.progress=false",
-                 f"hydra.run.dir={tmp_path}", timeout=600)
+    again = amla(
+        "algo=fixed",
+        f"spec={config}",
+        "train.steps=200",
+        "train.progress=false",
+        f"hydra.run.dir={tmp_path}",
+        timeout=600,
+    )
     assert again.returncode == 0 and "already finished" in again.stdout + again.stderr
     assert len(_rows(tmp_path)) == 1
+
+
+def test_nac_on_cifar10_runs_end_to_end_under_tfds_mock(tmp_path):
+    """`python -m amla_jax algo=nac dataset=cifar10` through the real tfds code path
+    (tfds.testing.mock_data: random examples with CIFAR-10's real features), tiny budget."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from conftest import ROOT  # noqa: PLC0415
+
+    argv = [
+        "algo=nac",
+        "dataset=cifar10",
+        f"dataset.data_dir={tmp_path / 'tfds'}",
+        "debug=smoke",
+        "model.network.stem.0.0.outputs=8",
+        "algo.options.layers_per_stage=[1,1,1]",
+        "~algo.options.envelopecell",  # two branch types: a quick compile at 32x32
+        "+algo.options.envelopecell={Branch1:1x1,Branch2:3x3sep}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    script = (
+        "import sys, tensorflow_datasets as tfds\n"
+        "from amla_jax.__main__ import main\n"
+        f"sys.argv = ['amla_jax', *{argv!r}]\n"
+        "with tfds.testing.mock_data(num_examples=64):\n"
+        "    main()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    rows = _rows(run_dir)
+    assert [r["id"] for r in rows] == [0, 1]
+    assert all(r["algorithm"] == "nac" and r["utilities"] for r in rows)
+    assert rows[1]["num_params"] != rows[0]["num_params"]  # the second network was constructed
+    best = json.loads((run_dir / "best_spec.json").read_text())
+    assert (
+        best["arch"]["type"] == "macro" and best["init_cell"]["Layer0"]["Branch0"]["outputs"] == 8
+    )
