@@ -273,15 +273,28 @@ def compile_steps(
     eval_batch: dict,
     steps_per_epoch: int,
     total_steps: int,
+    calibrate: bool = True,
 ) -> float:
-    """Compiles ``program``'s train and eval steps once (the state is donated).
+    """Compiles ``program``'s train and eval steps once (the state is donated), and its
+    BatchNorm calibration step once when ``calibrate`` and the model has BatchNorm.
 
     Returns:
       The compile seconds; 0 when they were compiled before.
     """
+    started, compiled = time.perf_counter(), False
+    if (
+        calibrate
+        and program.calibration_step is None
+        and jax.tree_util.tree_leaves(state.batch_stats)
+    ):
+        compiled = True
+        program.calibration_step = (
+            jax.jit(partial(_calibration_step, use_ema=optim.ema_decay > 0))
+            .lower(state, train_batch, jax.random.key(0), state.batch_stats)
+            .compile()
+        )
     if program.train_step is not None:
-        return 0.0
-    started = time.perf_counter()
+        return time.perf_counter() - started if compiled else 0.0
     num_classes = program.model.num_classes
     schedule = make_schedule(optim, steps_per_epoch, total_steps)
     program.train_step = (
@@ -305,12 +318,6 @@ def compile_steps(
         .lower(state, eval_batch)
         .compile()
     )
-    if jax.tree_util.tree_leaves(state.batch_stats):
-        program.calibration_step = (
-            jax.jit(partial(_calibration_step, use_ema=optim.ema_decay > 0))
-            .lower(state, train_batch, jax.random.key(0), state.batch_stats)
-            .compile()
-        )
     return time.perf_counter() - started
 
 
@@ -427,7 +434,14 @@ def train_and_evaluate(
     eval_splits = [s for s in ("validation", "test") if _split_size(info, s)]
     eval_example = _shard(next(dataset.eval_batches(eval_splits[-1], train.eval_batch_size)), mesh)
     compile_seconds = compile_steps(
-        program, optim, state, first, eval_example, steps_per_epoch, total_steps
+        program,
+        optim,
+        state,
+        first,
+        eval_example,
+        steps_per_epoch,
+        total_steps,
+        calibrate=train.bn_calibration_batches > 0,
     )
     train_step, eval_step = program.train_step, program.eval_step
     writer = MetricWriter(run_dir, prefix)
