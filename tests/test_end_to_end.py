@@ -20,7 +20,7 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     proc = amla(
         "algo=fixed",
         f"spec={config}",
-        "train.steps=200",
+        "train.steps=400",
         "train.progress=false",
         f"hydra.run.dir={tmp_path}",
         timeout=1800,
@@ -37,7 +37,7 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     again = amla(
         "algo=fixed",
         f"spec={config}",
-        "train.steps=200",
+        "train.steps=400",
         "train.progress=false",
         f"hydra.run.dir={tmp_path}",
         timeout=600,
