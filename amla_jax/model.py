@@ -180,11 +180,23 @@ def count_params(
     return param_count(shapes["params"], include_aux)
 
 
-def count_flops(spec: NetworkSpec, input_shape: tuple[int, int, int], num_classes: int) -> float:
-    """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis)."""
+def count_flops(
+    spec: NetworkSpec,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    variables: dict | None = None,
+) -> float:
+    """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis).
+
+    ``variables`` (the network's variables, or their shapes) saves tracing the
+    initialisation when the caller has them, e.g. after training.
+    """
     model = build_model(spec, num_classes)
     shapes = jax.eval_shape(
-        lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
+        (lambda key: variables)
+        if variables is not None
+        else (lambda key: init_variables(model, key, input_shape, 1)),
+        jax.random.key(0),
     )
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(shapes, x)

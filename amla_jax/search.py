@@ -88,6 +88,7 @@ class Evaluator:
     optim: OptimConfig
     train: TrainConfig
     run_dir: Path | None
+    _trained: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __call__(self, spec: NetworkSpec, key, candidate_id: int):
         from amla_jax.train import save_train_state, train_and_evaluate  # noqa: PLC0415
@@ -98,13 +99,23 @@ class Evaluator:
         )
         if self.train.checkpoint and self.run_dir is not None:
             save_train_state(result.state, Path(self.run_dir) / "checkpoints" / prefix)
+        state = result.state  # only the last network's variables are kept
+        self._trained.clear()
+        self._trained[spec] = {
+            "params": state.params,
+            "batch_stats": state.batch_stats,
+            "nac_stats": state.nac_stats,
+        }
         return result
 
     def count_flops(self, spec: NetworkSpec) -> float:
-        """Forward FLOPs of one image at the dataset's shape, without training."""
+        """Forward FLOPs of one image at the dataset's shape (the variables of the network
+        just trained, if it is ``spec``, spare tracing its initialisation)."""
         from amla_jax.model import count_flops  # noqa: PLC0415
 
-        return count_flops(spec, self.dataset.info.image_shape, self.dataset.info.num_classes)
+        info = self.dataset.info
+        variables = self._trained.pop(spec, None)
+        return count_flops(spec, info.image_shape, info.num_classes, variables)
 
     def count_params(self, spec: NetworkSpec) -> int:
         """Trainable parameters of ``spec`` for the dataset, without allocating them."""
