@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from amla_jax.algo_options import NAC_DEFAULTS
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
 from amla_jax.algos.envelope import (
     EnvelopeSettings,
@@ -45,26 +46,7 @@ __all__ = [
     "settings_for",
 ]
 
-# AMLA's config.nac.construction.json ``envelopenet`` section; the stem width comes from
-# the template's stem.
-DEFAULTS: dict[str, Any] = {
-    "stages": 3,
-    "layers_per_stage": [2, 2, 2],
-    "max_layers_per_stage": [7, 6, 2],
-    "construction": [True, True, False],
-    "parameter_limits": [False, False, False],
-    "max_filter_prune": 6,
-    "envelopecell": {
-        "Branch1": "1x1",
-        "Branch2": "3x3",
-        "Branch3": "3x3sep",
-        "Branch4": "5x5",
-        "Branch5": "5x5sep",
-        "Branch6": "7x7sep",
-    },
-    "skip": True,
-    "worst_case": False,
-}
+DEFAULTS = NAC_DEFAULTS  # AMLA's construction settings (amla_jax.algo_options)
 
 
 def settings_for(options: dict[str, Any], template: NetworkSpec, **forced) -> EnvelopeSettings:

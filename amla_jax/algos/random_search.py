@@ -34,6 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from amla_jax.algo_options import RANDOM_OPTIONS
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
 from amla_jax.algos.envelope import (
     RandomSettings,
@@ -50,15 +51,7 @@ from amla_jax.algos.nac import settings_for as nac_settings
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec, NetworkSpec, SpecError, load_spec
 
-OPTIONS = (
-    "stages",
-    "layers_per_stage",
-    "num_blocks_per_stage",
-    "blocks",
-    "parameter_limits",
-    "skip",
-    "match",
-)
+OPTIONS = (*RANDOM_OPTIONS, "match")  # match: copy the counts of a constructed network
 
 
 def _blocks_default() -> list[str]:

@@ -27,6 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from amla_jax.algo_options import NAC_DEFAULTS, RANDOM_OPTIONS
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 # Keys that AMLA reads but that do not change what a single-device run computes.
@@ -48,25 +50,8 @@ TRANSLATED_PARAMETERS = frozenset(
 )
 # Sections that `load_spec` reads (the network) or that are translated here.
 NETWORK_SECTIONS = frozenset({"arch", "init_cell", "classification_cell"})
-ENVELOPENET_KEYS = (
-    "stages",
-    "layers_per_stage",
-    "max_layers_per_stage",
-    "construction",
-    "parameter_limits",
-    "max_filter_prune",
-    "envelopecell",
-    "skip",
-    "worst_case",
-)
-RANDOM_KEYS = (
-    "stages",
-    "layers_per_stage",
-    "num_blocks_per_stage",
-    "blocks",
-    "parameter_limits",
-    "skip",
-)
+ENVELOPENET_KEYS = tuple(NAC_DEFAULTS)
+RANDOM_KEYS = RANDOM_OPTIONS
 # Unquoted, Hydra would read these as a bool, null or a number.
 RESERVED_WORDS = frozenset({"true", "false", "null", "nan", "inf"})
 # AMLA's exponential_decay defaults (amla_spec.md A.9a): x0.999 every 2 epochs.
