@@ -88,7 +88,6 @@ class Evaluator:
     optim: OptimConfig
     train: TrainConfig
     run_dir: Path | None
-    _trained: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __call__(self, spec: NetworkSpec, key, candidate_id: int):
         from amla_jax.train import save_train_state, train_and_evaluate  # noqa: PLC0415
@@ -99,22 +98,22 @@ class Evaluator:
         )
         if self.train.checkpoint and self.run_dir is not None:
             save_train_state(result.state, Path(self.run_dir) / "checkpoints" / prefix)
-        state = result.state  # only the last network's variables are kept
-        self._trained.clear()
-        self._trained[spec] = {
-            "params": state.params,
-            "batch_stats": state.batch_stats,
-            "nac_stats": state.nac_stats,
-        }
+        result.flops = self.count_flops(spec, result.state)
         return result
 
-    def count_flops(self, spec: NetworkSpec) -> float:
-        """Forward FLOPs of one image at the dataset's shape (the variables of the network
-        just trained, if it is ``spec``, spare tracing its initialisation)."""
+    def count_flops(self, spec: NetworkSpec, state=None) -> float:
+        """Forward FLOPs of one image at the dataset's shape; a trained ``state`` of
+        ``spec`` spares tracing its initialisation."""
         from amla_jax.model import count_flops  # noqa: PLC0415
 
+        variables = None
+        if state is not None:
+            variables = {
+                "params": state.params,
+                "batch_stats": state.batch_stats,
+                "nac_stats": state.nac_stats,
+            }
         info = self.dataset.info
-        variables = self._trained.pop(spec, None)
         return count_flops(spec, info.image_shape, info.num_classes, variables)
 
     def count_params(self, spec: NetworkSpec) -> int:
@@ -129,8 +128,8 @@ def make_evaluator(dataset, optim: OptimConfig, train: TrainConfig, run_dir) -> 
 
     Each candidate is trained from scratch under the metric prefix ``candidate_<id>``;
     with ``train.checkpoint`` its final train state goes to
-    ``<run_dir>/checkpoints/candidate_<id>``. Its ``count_flops(spec)`` gives the FLOPs
-    that `run_search` records.
+    ``<run_dir>/checkpoints/candidate_<id>``; the result carries its FLOPs (``flops``),
+    which `run_search` records.
     """
     return Evaluator(dataset, optim, train, None if run_dir is None else Path(run_dir))
 
@@ -252,14 +251,17 @@ def _append_row(path: Path, row: dict) -> None:
 
 
 def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
+    flops = getattr(result, "flops", None)
     count_flops = getattr(evaluate, "count_flops", None)
+    if flops is None and count_flops:
+        flops = count_flops(spec)
     row = {
         "id": candidate_id,
         "algorithm": name,
         "spec": spec.to_json(),
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "num_params": int(result.num_params),
-        "flops": float(count_flops(spec)) if count_flops else None,
+        "flops": None if flops is None else float(flops),
         "steps": int(getattr(result, "steps", 0)),
         "train_seconds": float(result.train_seconds),
         "compile_seconds": float(result.compile_seconds),
@@ -308,7 +310,8 @@ def run_search(
     Args:
       algorithm: the search algorithm.
       evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `make_evaluator`);
-        if it has ``count_flops(spec)``, each candidate's FLOPs are recorded.
+        each candidate's FLOPs are recorded from the result's ``flops``, or else from
+        ``evaluate.count_flops(spec)`` where it has one.
       run_dir: the run directory (created; resumed if it holds a search checkpoint).
       key: the search's PRNG key; candidate ``i`` uses ``fold_in(key, i)`` only.
       console: print progress and the summary table.

@@ -60,6 +60,8 @@ class TrainResult:
       train_seconds: wall time of the training loop, compilation excluded.
       compile_seconds: wall time spent compiling the train and eval steps.
       state: the final TrainState (host arrays are not copied).
+      flops: forward FLOPs of one image, where the caller measured them (the search's
+        evaluator does; `train_and_evaluate` leaves None).
     """
 
     metrics: dict[str, float]
@@ -70,6 +72,7 @@ class TrainResult:
     train_seconds: float
     compile_seconds: float
     state: Any = None
+    flops: float | None = None
 
 
 def data_mesh() -> Mesh:
