@@ -192,14 +192,12 @@ def count_flops(
     initialisation when the caller has them, e.g. after training.
     """
     model = build_model(spec, num_classes)
-    shapes = jax.eval_shape(
-        (lambda key: variables)
-        if variables is not None
-        else (lambda key: init_variables(model, key, input_shape, 1)),
-        jax.random.key(0),
-    )
+    if variables is None:
+        variables = jax.eval_shape(
+            lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
+        )
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(shapes, x)
+    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
     cost = lowered.cost_analysis()
     if isinstance(cost, list | tuple):
         cost = cost[0] if cost else {}
