@@ -132,7 +132,7 @@ def plot_search_progress(records: Sequence[RunRecord]) -> Figure:
 
 
 def _selection(row: dict) -> float:
-    from amla_jax.algos.base import selection_metric  # noqa: PLC0415
+    from amla_jax.selection import selection_metric  # noqa: PLC0415
 
     return selection_metric(row["metrics"])
 

@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amla_jax.algos.base import Algorithm, selection_metric
+from amla_jax.selection import best_index
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.spec import NetworkSpec, save_spec
 
@@ -276,9 +277,8 @@ def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> d
 
 def best_candidate(rows: list[dict]) -> int | None:
     """The id of the row with the highest selection metric (earliest on ties), or None."""
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (selection_metric(r["metrics"]), -r["id"]))["id"]
+    index = best_index([r["metrics"] for r in rows])
+    return None if index is None else rows[index]["id"]
 
 
 def summary_table(rows: list[dict], best_id: int | None, title: str = "candidates") -> Table:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from amla_jax.config import AlgoConfig
+from amla_jax.selection import selection_metric  # noqa: F401 (re-exported for algorithms)
 from amla_jax.spec import NetworkSpec
 
 State = dict[str, Any]
@@ -75,14 +76,6 @@ def get_algorithm(name: str) -> AlgorithmFactory:
         )
     return ALGORITHMS[name]
 
-
-def selection_metric(metrics: dict[str, float]) -> float:
-    """What a search ranks candidates by: validation accuracy, never the test set
-    (training accuracy when the run has no validation split)."""
-    for name in ("validation/accuracy", "train/accuracy"):
-        if name in metrics:
-            return float(metrics[name])
-    return float("-inf")
 
 
 @register("fixed")

@@ -35,6 +35,7 @@ from amla_jax.algos.envelope import (
     initial_envelopenet,
 )
 from amla_jax.config import AlgoConfig
+from amla_jax.selection import best_index
 from amla_jax.spec import MacroSpec, NetworkSpec
 
 __all__ = [
@@ -79,10 +80,8 @@ def best_trained(state: State) -> tuple[int, dict] | None:
     ``(iteration, history record)``, or None before the first ``tell``. Ties go to the
     earliest."""
     history = json.loads(state["history"])
-    if not history:
-        return None
-    index = max(range(len(history)), key=lambda i: (history[i]["selection"], -i))
-    return index, history[index]
+    index = best_index([record["selection"] for record in history])
+    return None if index is None else (index, history[index])
 
 
 def _make(name: str, cfg: AlgoConfig, template: NetworkSpec, **forced) -> Algorithm:
