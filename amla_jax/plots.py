@@ -17,7 +17,7 @@ come from `amla_jax.report.RunRecord` (one run directory each).
 Synopsis::
 
     from amla_jax.plots import draw_network, save_figure
-    from amla_jax.spec import load_spec
+    from amla_jax.amla import load_spec
     save_figure(draw_network(load_spec("run/best_spec.json")), "network.png")
 """
 
@@ -224,7 +224,7 @@ def _block_label(block: Any) -> str:
 def _macro_chain(body: Any) -> tuple[list[tuple], list[tuple[int, int]]]:
     """Nodes ``(title, lines, kind)`` for cellnumbers 1.. and skip edges ``(src, dst)``
     between cellnumbers (0 = stem), the predecessor being the implicit main input."""
-    from amla_jax.macro import skip_sources  # noqa: PLC0415
+    from amla_jax.spec import skip_sources  # noqa: PLC0415
 
     nodes, skips = [], []
     for index, layer in enumerate(body.layers):

@@ -131,7 +131,7 @@ class RunRecord:
 
     def best_spec(self):
         """The network the search returned (``best_spec.json``) as a `NetworkSpec`, or None."""
-        from amla_jax.spec import load_spec  # noqa: PLC0415
+        from amla_jax.amla import load_spec  # noqa: PLC0415
 
         path = self.run_dir / BEST_SPEC
         return load_spec(path) if path.exists() else None
@@ -146,7 +146,7 @@ class RunRecord:
         if spec is None or "dataset" not in self.config:
             return None
         from amla_jax.data import DataConfig, load_dataset  # noqa: PLC0415
-        from amla_jax.model import count_params  # noqa: PLC0415
+        from amla_jax.nn import count_params  # noqa: PLC0415
 
         info = load_dataset(DataConfig(**self.config["dataset"])).info
         return count_params(spec, info.image_shape, info.num_classes)
@@ -215,7 +215,8 @@ def _first_metrics_time(path: Path) -> float | None:
 
 
 def _returned_id(run_dir: Path, rows: Sequence[dict]) -> int | None:
-    from amla_jax.spec import NetworkSpec, SpecError, load_spec  # noqa: PLC0415
+    from amla_jax.amla import load_spec  # noqa: PLC0415
+    from amla_jax.spec import NetworkSpec, SpecError
 
     try:
         returned = load_spec(run_dir / BEST_SPEC)

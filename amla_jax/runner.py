@@ -27,10 +27,11 @@ from pathlib import Path
 import jax
 
 from amla_jax.algos import get_algorithm
+from amla_jax.amla import load_spec, save_spec, spec_from_json
 from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
 from amla_jax.search import SearchOutcome, make_evaluator, run_search
-from amla_jax.spec import NetworkSpec, SpecError, load_spec, save_spec
+from amla_jax.spec import NetworkSpec, SpecError
 
 SPEC_FILE = "spec.json"
 
@@ -70,7 +71,7 @@ def template_spec(cfg: RunConfig) -> NetworkSpec:
         return load_spec(path)
     if cfg.model.network is None:
         raise SpecError("model: no network; pick one with model=<name> or spec=<file.json>")
-    return NetworkSpec.from_json(_plain(cfg.model.network))
+    return spec_from_json(_plain(cfg.model.network))
 
 
 def _plain(value):

@@ -36,10 +36,11 @@ import jax
 from rich.console import Console
 from rich.table import Table
 
-from amla_jax.algos.base import Algorithm, selection_metric
-from amla_jax.selection import best_index
+from amla_jax.algos.base import Algorithm
+from amla_jax.amla import save_spec
 from amla_jax.config import OptimConfig, TrainConfig
-from amla_jax.spec import NetworkSpec, save_spec
+from amla_jax.selection import best_index
+from amla_jax.spec import NetworkSpec
 
 CANDIDATES = "candidates.jsonl"
 BEST_SPEC = "best_spec.json"
@@ -105,7 +106,7 @@ class Evaluator:
     def count_flops(self, spec: NetworkSpec, state=None) -> float:
         """Forward FLOPs of one image at the dataset's shape; a trained ``state`` of
         ``spec`` spares tracing its initialisation."""
-        from amla_jax.model import count_flops  # noqa: PLC0415
+        from amla_jax.nn import count_flops  # noqa: PLC0415
 
         variables = None
         if state is not None:
@@ -119,7 +120,7 @@ class Evaluator:
 
     def count_params(self, spec: NetworkSpec) -> int:
         """Trainable parameters of ``spec`` for the dataset, without allocating them."""
-        from amla_jax.model import count_params  # noqa: PLC0415
+        from amla_jax.nn import count_params  # noqa: PLC0415
 
         return count_params(spec, self.dataset.info.image_shape, self.dataset.info.num_classes)
 

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.metrics import MetricWriter
-from amla_jax.model import build_model, init_variables, param_count
+from amla_jax.nn import build_model, init_variables, param_count
 from amla_jax.optim import make_optimizer, make_schedule, steps_for
 from amla_jax.progress import progress_bar
 from amla_jax.spec import NetworkSpec

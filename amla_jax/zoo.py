@@ -23,9 +23,17 @@ from pathlib import Path
 
 import yaml
 
-from amla_jax.enas import EnasMacroSpec, split_arc
-from amla_jax.spec import BlockSpec, NetworkSpec, freeze
-from amla_jax.spec_micro import CellSpec, EdgeSpec, MicroSpec, NodeSpec
+from amla_jax.spec import (
+    BlockSpec,
+    CellSpec,
+    EdgeSpec,
+    EnasMacroSpec,
+    MicroSpec,
+    NetworkSpec,
+    NodeSpec,
+    freeze,
+    split_arc,
+)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
 
@@ -282,7 +290,7 @@ ZOO = (
 
 def zoo_rows(entries=ZOO, flops: bool = True) -> list[dict]:
     """Counts (and FLOPs) of each entry, with ratios to the reference and the paper."""
-    from amla_jax.model import count_flops, count_params  # noqa: PLC0415 (heavy import)
+    from amla_jax.nn import count_flops, count_params  # noqa: PLC0415 (heavy import)
 
     rows = []
     for entry in entries:

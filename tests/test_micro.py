@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import pytest
 
 from amla_jax import zoo
-from amla_jax.enas import EnasMacroBody, EnasMacroSpec, split_arc
-from amla_jax.micro import MicroBody
-from amla_jax.micro_ops import MICRO_OPS, get_op
-from amla_jax.model import build_model, count_params
-from amla_jax.spec import NetworkSpec, SpecError
-from amla_jax.spec_micro import MicroSpec
+from amla_jax.amla import from_amla_micro, spec_from_json
+from amla_jax.nn import build_model, count_params
+from amla_jax.nn.enas import EnasMacroBody
+from amla_jax.nn.micro import MicroBody
+from amla_jax.nn.micro_ops import MICRO_OPS, get_op
+from amla_jax.spec import EnasMacroSpec, MicroSpec, NetworkSpec, SpecError, split_arc
 
 # The network part of AMLA's amla/configs/config.darts.json (CiscoAI/amla@917d498).
 _SEP, _MAX = {"type": "3x3sep"}, {"type": "3x3maxpool", "stride": 2}
@@ -166,7 +166,7 @@ def _zoo_bodies():
         "enas_micro": zoo.enas_micro().body,
         "amoebanet_b": zoo.amoebanet_b().body,
         "enas_macro": zoo.enas_macro().body,
-        "amla_darts": NetworkSpec.from_json(AMLA_DARTS).body,
+        "amla_darts": spec_from_json(AMLA_DARTS).body,
     }
 
 
@@ -192,7 +192,7 @@ def test_reduction_strides_default_and_explicit():
 
 
 def test_amla_darts_config_imports():
-    spec = NetworkSpec.from_json(AMLA_DARTS)
+    spec = spec_from_json(AMLA_DARTS)
     body = spec.body
     assert body.type == "micro" and body.convention == "amla" and body.aux_kind == "dense"
     assert body.num_cells == 20 and body.network.count("aux") == 2
@@ -211,7 +211,7 @@ def test_embedded_config_is_amlas_file():
     if not path.exists():
         pytest.skip("AMLA's reference configs are not beside this checkout")
     config = json.loads(path.read_text())
-    ours, theirs = NetworkSpec.from_json(AMLA_DARTS), NetworkSpec.from_json(config)
+    ours, theirs = spec_from_json(AMLA_DARTS), spec_from_json(config)
     assert (ours.body, ours.stem, ours.head) == (theirs.body, theirs.stem, theirs.head)
     assert config["arch"] == AMLA_DARTS["arch"]
 
@@ -219,7 +219,7 @@ def test_embedded_config_is_amlas_file():
 def test_amla_micro_network_runs():
     data = copy.deepcopy(AMLA_DARTS)
     data["arch"]["network"] = ["normal_cell", "auxiliary_classifier", "reduction_cell"]
-    model = build_model(NetworkSpec.from_json(data), 10)
+    model = build_model(spec_from_json(data), 10)
     x = jnp.ones((2, 16, 16, 3))
 
     @jax.jit
@@ -292,7 +292,12 @@ def test_amla_format_errors(change, match):
     data = copy.deepcopy(AMLA_DARTS["arch"])
     change(data)
     with pytest.raises(SpecError, match=match):
-        MicroSpec.from_json(data)
+        from_amla_micro(data)
+
+
+def test_our_format_rejects_amla_micro_dags():
+    with pytest.raises(SpecError, match=r"AMLA's micro DAG format .* amla_jax\.amla\.load_spec"):
+        MicroSpec.from_json(copy.deepcopy(AMLA_DARTS["arch"]))
 
 
 def test_enas_macro_spec_forms_and_errors():
@@ -383,3 +388,10 @@ def test_enas_macro_body_pools_every_kept_tensor():
     assert len(pooled) == 3 + 5  # stem + 2 layers, then stem + 4 layers
     out, aux = jax.eval_shape(lambda: body.apply(_init(body, x), x, train=False))
     assert out.shape == (2, 4, 4, 16) and aux == ()
+
+
+def test_every_spec_op_name_has_a_flax_op():
+    # The spec (no JAX) lists the names an edge may use; nn builds each, and no more.
+    from amla_jax.spec import MICRO_OPS as SPEC_OPS
+
+    assert tuple(MICRO_OPS) == SPEC_OPS

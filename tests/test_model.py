@@ -6,13 +6,11 @@ import json
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from conftest import amla_config_paths
 
-from amla_jax import ops
-from amla_jax.model import build_model, count_params, init_variables
-from amla_jax.spec import NetworkSpec, load_spec
+from amla_jax.amla import load_spec, spec_from_json
+from amla_jax.nn import build_model, count_params, init_variables
 
 
 def _macro_configs():
@@ -69,51 +67,8 @@ def test_tiny_network_one_step_pins_param_count_and_collects_statistics(tiny_spe
     assert "scalar_1" in variables["params"]["body"]["Cell3"]
 
 
-@pytest.mark.parametrize(
-    "shape, k, stride, dilation",
-    [
-        ((2, 1, 1, 8), 7, 1, 1),
-        ((2, 9, 7, 4), 5, 1, 1),
-        ((2, 8, 8, 3), 3, 2, 1),
-        ((2, 9, 9, 3), 3, 1, 2),
-    ],
-)
-def test_depthwise_shift_path_equals_xla(shape, k, stride, dilation):
-    x = jax.random.normal(jax.random.key(0), shape)
-    w = jax.random.normal(jax.random.key(1), (k, k, 1, shape[-1]))
-    fast = ops.depthwise_conv(x, w, stride, dilation, impl="shift")
-    ref = ops.depthwise_conv(x, w, stride, dilation, impl="xla")
-    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("hw, k", [(1, 5), (2, 5), (2, 3), (4, 7), (3, 1)])
-def test_small_map_conv_paths_equal_xla(hw, k):
-    x = jax.random.normal(jax.random.key(0), (2, hw, hw, 6))
-    w = jax.random.normal(jax.random.key(1), (k, k, 6, 5))
-    ref = ops.conv_same(x, w, impl="xla")
-    np.testing.assert_allclose(ops.conv_same(x, w, impl="im2col"), ref, rtol=1e-5, atol=1e-5)
-    cropped = ops.reachable_taps(w, hw, hw)
-    np.testing.assert_allclose(ops.conv_same(x, cropped, impl="xla"), ref, rtol=1e-5, atol=1e-5)
-
-
-def test_lrn_matches_the_tensorflow_formula():
-    x = jax.random.normal(jax.random.key(0), (1, 2, 2, 12))
-    out = ops.local_response_norm(x)
-    sq = np.pad(np.asarray(x) ** 2, ((0, 0), (0, 0), (0, 0), (4, 4)))
-    window = np.stack([sq[..., c : c + 9].sum(-1) for c in range(12)], -1)
-    np.testing.assert_allclose(out, np.asarray(x) / (1 + 0.001 / 9 * window) ** 0.75, rtol=1e-5)
-
-
-def test_batch_cutout_zeroes_one_shared_square():
-    x = jnp.ones((3, 8, 8, 2))
-    out = np.asarray(ops.batch_cutout(x, jax.random.key(3), 4))
-    assert (out[0] == out[1]).all() and (out[1] == out[2]).all()
-    zeros = (out[0, :, :, 0] == 0).sum()
-    assert 1 <= zeros <= 16
-
-
 def test_count_params_allocates_nothing_for_a_huge_network():
-    spec = NetworkSpec.from_json(
+    spec = spec_from_json(
         json.loads((amla_config_paths()[0].parent / "config.run.json").read_text())
     )
     assert count_params(spec, (224, 224, 3), 1000) > 29_000_000

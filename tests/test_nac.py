@@ -8,8 +8,9 @@ import pytest
 from fakes import CELL, FakeResult, fake_evaluate, template_spec
 
 from amla_jax.algos import AlgorithmError, envelope, get_algorithm, nac, random_search
+from amla_jax.amla import save_spec
 from amla_jax.config import AlgoConfig
-from amla_jax.spec import MacroSpec, save_spec
+from amla_jax.spec import MacroSpec
 
 KEY = jax.random.key(0)
 

@@ -13,13 +13,13 @@ import pytest
 from fakes import fake_evaluate, template_spec
 
 from amla_jax.algos import envelope, get_algorithm
+from amla_jax.amla import load_spec
 from amla_jax.config import AlgoConfig
 from amla_jax.search import (
     SearchInterrupted,
     read_candidates,
     run_search,
 )
-from amla_jax.spec import load_spec
 
 KEY = jax.random.key(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,8 @@ import pytest
 import yaml
 
 from amla_jax import zoo
-from amla_jax.enas import EnasMacroSpec, split_arc
-from amla_jax.model import build_model, count_params
-from amla_jax.spec import NetworkSpec
+from amla_jax.nn import build_model, count_params
+from amla_jax.spec import EnasMacroSpec, NetworkSpec, split_arc
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 MODELS = ("darts_v2", "enas_micro", "amoebanet_b", "enas_macro", "nac_cifar10", "nac_imagenet")

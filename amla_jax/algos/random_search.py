@@ -48,8 +48,9 @@ from amla_jax.algos.envelope import (
 )
 from amla_jax.algos.nac import DEFAULTS as NAC_DEFAULTS
 from amla_jax.algos.nac import settings_for as nac_settings
+from amla_jax.amla import load_spec
 from amla_jax.config import AlgoConfig
-from amla_jax.spec import MacroSpec, NetworkSpec, SpecError, load_spec
+from amla_jax.spec import MacroSpec, NetworkSpec, SpecError
 
 OPTIONS = (*RANDOM_OPTIONS, "match")  # match: copy the counts of a constructed network
 

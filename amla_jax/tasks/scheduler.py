@@ -341,7 +341,8 @@ def _check(overrides: list[str], cwd: Path):
       The composed config. Raises `TaskError` with a one-line reason otherwise.
     """
     from amla_jax.__main__ import compose_config  # noqa: PLC0415 (imports Hydra)
-    from amla_jax.spec import SpecError, load_spec  # noqa: PLC0415
+    from amla_jax.amla import load_spec  # noqa: PLC0415
+    from amla_jax.spec import SpecError
 
     try:
         cfg = compose_config(overrides)

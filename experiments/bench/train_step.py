@@ -49,10 +49,11 @@ import yaml
 from flax import traverse_util
 
 from amla_jax import ops
+from amla_jax.amla import load_spec
 from amla_jax.config import OptimConfig
-from amla_jax.model import build_model, param_count
+from amla_jax.nn import build_model, param_count
 from amla_jax.optim import make_optimizer, make_schedule
-from amla_jax.spec import NetworkSpec, load_spec
+from amla_jax.spec import NetworkSpec
 from amla_jax.train import _shard, _train_step, create_train_state, data_mesh
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from amla_jax.model import build_model, init_variables, param_count
+from amla_jax.nn import build_model, init_variables, param_count
 from amla_jax.zoo import load_network
 
 

@@ -2,12 +2,12 @@
 
 The stem and the classifier head come from the `NetworkSpec`; the body maps the stem
 output to the last cell's features. Cell ``i`` is the module ``cell{i}`` and auxiliary
-head ``j`` is ``AuxHead{j}`` (`amla_jax.model.count_params` leaves those out, as every
+head ``j`` is ``AuxHead{j}`` (`amla_jax.nn.count_params` leaves those out, as every
 reference count does). Drop-path draws from the ``dropout`` RNG stream.
 
 Synopsis::
 
-    from amla_jax.micro import MicroBody
+    from amla_jax.nn.micro import MicroBody
     body = MicroBody(spec.body, num_classes=10)
     features, aux_logits = body.apply(variables, stem_out, train=True,
                                       drop_path_rate=0.1, rngs={"dropout": key},
@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from amla_jax.enas import EnasMacroBody
-from amla_jax.micro_ops import (
+from amla_jax.nn.micro_ops import (
     AUX_HEADS,
     FactorizedReduce,
     ReLUConvBN,
@@ -31,9 +30,9 @@ from amla_jax.micro_ops import (
     drop_path,
     get_op,
 )
-from amla_jax.spec_micro import AUX, CellSpec, MicroSpec
+from amla_jax.spec.micro import AUX, CellSpec, MicroSpec
 
-__all__ = ["AmlaCell", "Cell", "EnasMacroBody", "MicroBody"]
+__all__ = ["AmlaCell", "Cell", "MicroBody"]
 
 
 def _is_zero(rate: Any) -> bool:

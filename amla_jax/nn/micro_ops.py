@@ -10,7 +10,7 @@ The ``amla_*`` ops are AMLA's micro-DAG node types (amla_spec.md D.2); their
 
 Synopsis::
 
-    from amla_jax.micro_ops import get_op
+    from amla_jax.nn.micro_ops import get_op
     op = get_op("sep_conv_3x3").build(features=36, stride=2, bn_momentum=0.9, name="op")
     y = op(x, train=True)                     # inside a compact Flax module
 """
@@ -24,13 +24,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from amla_jax.nn.layers import batch_norm, same_padding
+
 conv_init = nn.initializers.he_normal()
-
-
-def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding that keeps the size at stride 1 (odd kernels: symmetric)."""
-    total = dilation * (kernel - 1)
-    return total // 2, total - total // 2
 
 
 def conv(
@@ -58,11 +54,11 @@ def conv(
     )(x)
 
 
-def batch_norm(x: jax.Array, train: bool, momentum: float, name: str | None = None) -> jax.Array:
-    """Affine BatchNorm (γ, β): batch statistics in training, running averages in eval."""
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5, name=name)(
-        x
-    )
+def affine_batch_norm(
+    x: jax.Array, train: bool, momentum: float, name: str | None = None
+) -> jax.Array:
+    """`batch_norm` with γ and β and PyTorch's epsilon 1e-5 (DARTS/ENAS/NASNet), applied."""
+    return batch_norm(train, momentum, scale=True, name=name, epsilon=1e-5)(x)
 
 
 def pool(x: jax.Array, kind: str, kernel: int, stride: int) -> jax.Array:
@@ -94,7 +90,7 @@ class ReLUConvBN(_Op):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = conv(nn.relu(x), self.features, (self.kernel,) * 2, (self.stride,) * 2)
-        return batch_norm(x, train, self.bn_momentum)
+        return affine_batch_norm(x, train, self.bn_momentum)
 
 
 class FactorizedReduce(_Op):
@@ -109,12 +105,12 @@ class FactorizedReduce(_Op):
         if self.relu:
             x = nn.relu(x)
         if self.stride == 1:
-            return batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            return affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
         half = self.features // 2
         shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:, :]
         path1 = conv(x[:, ::2, ::2], half, (1, 1), name="path1")
         path2 = conv(shifted[:, ::2, ::2], self.features - half, (1, 1), name="path2")
-        return batch_norm(jnp.concatenate([path1, path2], -1), train, self.bn_momentum)
+        return affine_batch_norm(jnp.concatenate([path1, path2], -1), train, self.bn_momentum)
 
 
 class SepConv(_Op):
@@ -134,7 +130,7 @@ class SepConv(_Op):
             stride = (self.stride,) * 2 if i == 0 else (1, 1)
             x = nn.relu(x)
             x = conv(x, x.shape[-1], (self.kernel,) * 2, stride, self.dilation, x.shape[-1])
-            x = batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            x = affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
         return x
 
 
@@ -149,7 +145,7 @@ class Pool(_Op):
         width = x.shape[-1]
         x = pool(x, self.kind, self.kernel, self.stride)
         if width != self.features:
-            x = batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            x = affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
         return x
 
 
@@ -200,7 +196,7 @@ class FactorizedConv(_Op):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = conv(nn.relu(x), self.features, (1, self.kernel), (1, self.stride))
         x = conv(x, self.features, (self.kernel, 1), (self.stride, 1))
-        return batch_norm(x, train, self.bn_momentum)
+        return affine_batch_norm(x, train, self.bn_momentum)
 
 
 class Bottleneck(_Op):
@@ -216,13 +212,13 @@ class Bottleneck(_Op):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         narrow, momentum, k, s = self.features // 4, self.bn_momentum, self.kernel, self.stride
-        x = batch_norm(conv(nn.relu(x), narrow, (1, 1)), train, momentum)
+        x = affine_batch_norm(conv(nn.relu(x), narrow, (1, 1)), train, momentum)
         if self.factorized:
-            x = batch_norm(conv(nn.relu(x), narrow, (1, k), (1, s)), train, momentum)
-            x = batch_norm(conv(nn.relu(x), narrow, (k, 1), (s, 1)), train, momentum)
+            x = affine_batch_norm(conv(nn.relu(x), narrow, (1, k), (1, s)), train, momentum)
+            x = affine_batch_norm(conv(nn.relu(x), narrow, (k, 1), (s, 1)), train, momentum)
         else:
-            x = batch_norm(conv(nn.relu(x), narrow, (k, k), (s, s)), train, momentum)
-        return batch_norm(conv(nn.relu(x), self.features, (1, 1)), train, momentum)
+            x = affine_batch_norm(conv(nn.relu(x), narrow, (k, k), (s, s)), train, momentum)
+        return affine_batch_norm(conv(nn.relu(x), self.features, (1, 1)), train, momentum)
 
 
 class AmlaOp(_Op):
@@ -250,10 +246,7 @@ class AmlaOp(_Op):
                 x = conv(x, x.shape[-1], k, stride, groups=x.shape[-1])
                 stride = (1, 1)
             x = conv(x, self.features, (1, 1) if self.kind == "sep" else k, stride)
-            bn = nn.BatchNorm(
-                use_running_average=not train, momentum=self.bn_momentum, use_scale=False
-            )
-            x = nn.relu(bn(x))
+            x = nn.relu(batch_norm(train, self.bn_momentum, epsilon=1e-5)(x))
         return nn.Dropout(0.2, deterministic=not train)(x)
 
 
@@ -334,9 +327,9 @@ class AuxHeadConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = nn.avg_pool(nn.relu(x), (5, 5), (3, 3), "VALID")
-        x = nn.relu(batch_norm(conv(x, 128, (1, 1)), train, self.bn_momentum))
+        x = nn.relu(affine_batch_norm(conv(x, 128, (1, 1)), train, self.bn_momentum))
         x = nn.Conv(768, x.shape[1:3], padding="VALID", use_bias=False, kernel_init=conv_init)(x)
-        x = nn.relu(batch_norm(x, train, self.bn_momentum))
+        x = nn.relu(affine_batch_norm(x, train, self.bn_momentum))
         return nn.Dense(self.num_classes, use_bias=self.fc_bias)(x.reshape(x.shape[0], -1))
 
 

@@ -2,32 +2,26 @@
 
 Synopsis::
 
-    from amla_jax.model import build_model, init_variables, count_params, count_flops
+    from amla_jax.nn.model import build_model, init_variables
     model = build_model(spec, num_classes=10)
     variables = init_variables(model, key, (32, 32, 3))
     logits, aux_logits = model.apply(variables, images, train=False)
-    count_params(spec, (32, 32, 3), 10)      # no allocation: jax.eval_shape
 """
 
 from __future__ import annotations
-
-import importlib
-import math
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from amla_jax.ops import batch_cutout, batch_norm, conv_init, local_response_norm
-from amla_jax.spec import BlockSpec, NetworkSpec
+from amla_jax.nn.enas import EnasMacroBody
+from amla_jax.nn.layers import batch_cutout, batch_norm, conv_init, local_response_norm
+from amla_jax.nn.macro import MacroBody
+from amla_jax.nn.micro import MicroBody
+from amla_jax.spec import BlockSpec, EnasMacroSpec, MacroSpec, MicroSpec, NetworkSpec
 
-# Body modules by spec.body.type, resolved lazily ("module:Class").
-BODY_MODULES = {
-    "macro": "amla_jax.macro:MacroBody",
-    "micro": "amla_jax.micro:MicroBody",
-    "enas_macro": "amla_jax.micro:EnasMacroBody",
-}
-AUX_PREFIX = "AuxHead"
+# The Flax body of each spec body class.
+BODIES = {MacroSpec: MacroBody, MicroSpec: MicroBody, EnasMacroSpec: EnasMacroBody}
 
 
 def _pair(value, default: int) -> tuple[int, int]:
@@ -124,9 +118,8 @@ class Network(nn.Module):
 
     def _body(self) -> nn.Module:
         body = self.spec.body
-        module_name, class_name = BODY_MODULES[body.type].split(":")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        if body.type == "macro":
+        cls = BODIES[type(body)]
+        if isinstance(body, MacroSpec):
             return cls(body, stem_width=self.spec.stem_width, name="body")
         return cls(body, num_classes=self.num_classes, name="body")
 
@@ -146,59 +139,3 @@ def init_variables(
     params_key, dropout_key = jax.random.split(key)
     x = jnp.zeros((batch_size, *input_shape), jnp.float32)
     return model.init({"params": params_key, "dropout": dropout_key}, x, train=True)
-
-
-def _drop_aux(tree):
-    if not isinstance(tree, dict):
-        return tree
-    return {k: _drop_aux(v) for k, v in tree.items() if not str(k).startswith(AUX_PREFIX)}
-
-
-def param_count(params, include_aux: bool = False) -> int:
-    """Sums the sizes of the leaves of a ``params`` tree, auxiliary heads excluded."""
-    tree = params if include_aux else _drop_aux(_unfreeze(params))
-    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
-
-
-def _unfreeze(tree):
-    if hasattr(tree, "items"):
-        return {k: _unfreeze(v) for k, v in tree.items()}
-    return tree
-
-
-def count_params(
-    spec: NetworkSpec,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    include_aux: bool = False,
-) -> int:
-    """Trainable parameters of ``spec`` without allocating them (``jax.eval_shape``)."""
-    model = build_model(spec, num_classes)
-    shapes = jax.eval_shape(
-        lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
-    )
-    return param_count(shapes["params"], include_aux)
-
-
-def count_flops(
-    spec: NetworkSpec,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    variables: dict | None = None,
-) -> float:
-    """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis).
-
-    ``variables`` (the network's variables, or their shapes) saves tracing the
-    initialisation when the caller has them, e.g. after training.
-    """
-    model = build_model(spec, num_classes)
-    if variables is None:
-        variables = jax.eval_shape(
-            lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)
-        )
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
-    cost = lowered.cost_analysis()
-    if isinstance(cost, list | tuple):
-        cost = cost[0] if cost else {}
-    return float((cost or {}).get("flops", 0.0))

@@ -1,10 +1,16 @@
-"""AMLA's macro body: envelope cells, skip inputs with the 1x1 bottleneck, and wideners.
+"""AMLA's macro body: envelope branches and cells, skip inputs with the 1x1 bottleneck,
+and wideners.
+
+The envelope branches follow AMLA's ``cell_main`` (amla_spec.md A.1): conv (no bias) →
+BatchNorm (offset only, TF-slim's defaults) → ReLU → statistics tap → dropout. The
+statistics tap accumulates AMLA's MeanSSS (A.6) into the ``nac_stats`` collection inside
+the jitted training step, so construction never parses logs.
 
 Layers are addressed by 1-based cellnumbers; cellnumber 0 is the stem output (A.2). A
 filter layer at cellnumber ``c`` is the Flax module ``Cell{c}`` and its branches keep
 their JSON keys (``Branch4``), so the MeanSSS of a branch sits in ``nac_stats`` at
 ``Cell{c}/Branch{j}/stats`` and a skip scalar in ``params`` at ``Cell{c}/scalar_{src}``:
-AMLA's own names, read back by `amla_jax.stats`.
+AMLA's own names, read back by `amla_jax.train`.
 
 Synopsis::
 
@@ -18,15 +24,49 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from amla_jax.ops import EnvelopeBranch, conv_init, max_pool_same
-from amla_jax.spec import LayerSpec, MacroSpec
+from amla_jax.nn.layers import Conv, DepthwiseConv, batch_norm, conv_init, max_pool_same
+from amla_jax.spec.macro import LayerSpec, MacroSpec, parse_macro_op, skip_sources
 
 
-def skip_sources(layer: LayerSpec, cellnumber: int) -> tuple[int, ...]:
-    """The extra sources of a filter layer (the predecessor is implicit, A.2)."""
-    if layer.inputs == "all":
-        return tuple(range(cellnumber - 1))  # the stem (0) and all but the predecessor
-    return tuple(layer.inputs or ())
+class MeanSquareTap(nn.Module):
+    """Accumulates AMLA's MeanSSS of its input in ``nac_stats`` during training.
+
+    MeanSSS = mean over (h, w, c) of Σ_batch x² / steps, i.e. batch size × the running
+    mean of x² (amla_spec.md A.6). The tap is an identity on its input.
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        total = self.variable("nac_stats", "meansss_sum", lambda: jnp.zeros((), jnp.float32))
+        count = self.variable("nac_stats", "count", lambda: jnp.zeros((), jnp.float32))
+        if train and self.is_mutable_collection("nac_stats") and not self.is_initializing():
+            sq = jax.lax.stop_gradient(x).astype(jnp.float32) ** 2
+            total.value = total.value + jnp.mean(sq) * x.shape[0]
+            count.value = count.value + 1.0
+        return x
+
+
+class EnvelopeBranch(nn.Module):
+    """One envelope branch: conv (or depthwise + pointwise) → BN → ReLU → tap → dropout."""
+
+    op: str
+    features: int
+    dropout: float = 0.2
+    bn_momentum: float = 0.99
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        kernel, separable = parse_macro_op(self.op)
+        if separable:
+            x = DepthwiseConv(kernel, name="depthwise")(x)
+            x = nn.Conv(
+                self.features, (1, 1), use_bias=False, kernel_init=conv_init, name="pointwise"
+            )(x)
+        else:
+            x = Conv(self.features, kernel, name="conv")(x)
+        x = batch_norm(train, self.bn_momentum, name="bn")(x)
+        x = MeanSquareTap(name="stats")(nn.relu(x), train)
+        return nn.Dropout(self.dropout, deterministic=not train)(x)
 
 
 def _downsample_to(x: jax.Array, height: int) -> jax.Array:

@@ -1,7 +1,7 @@
 """Micro-cell bodies: normal/reduction cell DAGs stacked in a sequence (DARTS, ENAS, NASNet).
 
 A cell has two inputs (states 0, 1); node ``i`` is state ``i + 2``, the ``add`` (or
-``concat``) of its edges, each an op of `amla_jax.micro_ops.MICRO_OPS` on an earlier
+``concat``) of its edges, each an op of `MICRO_OPS` on an earlier
 state; the cell outputs the concat of the states in ``concat``. In a reduction cell,
 edges reading a cell input default to stride 2, others to 1 (genotypes.md §0.2); C
 doubles at each reduction cell. The ``convention`` says what the inputs are (genotypes.md
@@ -22,26 +22,26 @@ Our JSON (the ``arch`` of a `NetworkSpec`)::
 
 An edge is ``[op, input]``, ``[op, input, stride]`` or ``[op, input, stride, filters]``;
 a node is a list of edges (summed) or ``{"combine": "concat", "edges": [...]}``.
-AMLA's micro format (``normal_cell``/``reduction_cell`` DAGs of ``nodeN``) is read too.
+AMLA's micro format (``normal_cell``/``reduction_cell`` DAGs of ``nodeN``) is read by
+`amla_jax.amla.micro_dag` into this one (the ``amla`` convention).
 
 Synopsis::
 
-    from amla_jax.spec_micro import MicroSpec
-    body = MicroSpec.from_json(arch_json)          # ours or AMLA's
+    from amla_jax.spec.micro import MicroSpec
+    body = MicroSpec.from_json(arch_json)
     MicroSpec.from_json(body.to_json()) == body    # True
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from amla_jax.enas import EnasMacroSpec
-from amla_jax.micro_ops import MICRO_OPS
-from amla_jax.spec import SpecError
+from amla_jax.spec.base import check as _check
+from amla_jax.spec.base import flag as _flag
+from amla_jax.spec.base import is_int as _is_int
 
-__all__ = ["CellSpec", "EdgeSpec", "EnasMacroSpec", "MicroSpec", "NodeSpec", "from_amla_micro"]
+__all__ = ["AUX", "MICRO_OPS", "CellSpec", "EdgeSpec", "MicroSpec", "NodeSpec"]
 
 CONVENTIONS = ("darts", "enas", "nasnet", "amla")
 COMBINES = ("add", "concat")
@@ -51,18 +51,25 @@ _MICRO_KEYS = ("type", "convention", "channels", "cells", "network", "aux_head")
 _MICRO_KEYS += ("drop_path_by_depth", "final_relu")
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise SpecError(message)
+def _amla_op_names() -> tuple[str, ...]:
+    names = ["amla_identity"]
+    for k in (1, 3, 5, 7):
+        names += [f"amla_{k}x{k}", f"amla_{k}x{k}sep", f"amla_{k}x{k}dilated"]
+    for k in (2, 3, 5):
+        names += [f"amla_{k}x{k}maxpool", f"amla_{k}x{k}avgpool"]
+    return tuple(names)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _flag(value: Any, where: str) -> bool:
-    _check(isinstance(value, bool), f"{where}: must be true or false, got {value!r}")
-    return value
+# The op names an edge may use; `amla_jax.nn.micro_ops.MICRO_OPS` builds each one. The
+# ``amla_*`` ops are AMLA's micro-DAG node types (amla_spec.md D.2).
+MICRO_OPS = (
+    "none", "skip_connect", "identity", "identity_conv",
+    "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7",
+    "dil_conv_3x3", "dil_conv_5x5", "dil_sep_conv_5x5",
+    "max_pool_2x2", "max_pool_3x3", "avg_pool_3x3",
+    "conv_1x1", "conv_3x3", "conv_7x1_1x7", "bottleneck_3x3", "bottleneck_1x7_7x1",
+    *_amla_op_names(),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -278,10 +285,14 @@ class MicroSpec:
 
     @classmethod
     def from_json(cls, data: Any) -> MicroSpec:
-        """Reads our format or AMLA's (detected by ``normal_cell``/``reduction_cell``)."""
+        """Reads our format (AMLA's ``normal_cell``/``reduction_cell`` DAGs:
+        `amla_jax.amla.micro_dag`)."""
         _check(isinstance(data, dict), f"arch: expected an object, got {data!r}")
-        if "cells" not in data and ("normal_cell" in data or "reduction_cell" in data):
-            return from_amla_micro(data)
+        _check(
+            "normal_cell" not in data and "reduction_cell" not in data,
+            "arch: AMLA's micro DAG format (normal_cell/reduction_cell) is read from AMLA "
+            "task configs by amla_jax.amla.load_spec, not inside our format",
+        )
         unknown = sorted(set(data) - set(_MICRO_KEYS))
         _check(not unknown, f"arch: unknown keys {unknown}; valid: {', '.join(_MICRO_KEYS)}")
         cells, network = data.get("cells"), data.get("network")
@@ -306,95 +317,3 @@ class MicroSpec:
             ),
             final_relu=_flag(data.get("final_relu", False), "arch.final_relu"),
         )
-
-
-# --- AMLA's micro DAG format (amla_spec.md D.2) ---------------------------------------
-_AMLA_NODE = re.compile(r"^node(\d+)$")
-_AMLA_OP = re.compile(r"^(\d)x(\d)(sep|maxpool|avgpool|dilated|max|avg)?$")
-_AMLA_NODE_KEYS = {"type", "stride", "filters", "rate", "padding", "activation"}
-
-
-def _amla_op(kind: Any, where: str) -> str:
-    """AMLA's op type → our ``amla_*`` op. ``3x3avg``/``3x3max`` read as pools: AMLA
-    misparsed ``3x3avg`` as a conv (amla_spec.md D.2); we take the evident intent."""
-    match = _AMLA_OP.match(kind) if isinstance(kind, str) else None
-    name = "amla_identity" if kind == "identity" else None
-    if match:
-        suffix = {"max": "maxpool", "avg": "avgpool"}.get(match.group(3), match.group(3))
-        name = f"amla_{match.group(1)}x{match.group(2)}{suffix or ''}"
-    valid = sorted(k[5:] for k in MICRO_OPS if k.startswith("amla_"))
-    _check(name in MICRO_OPS, f"{where}: unknown AMLA op {kind!r}; valid: add, concat, {valid}")
-    return name
-
-
-def _amla_nodes(dag: Any, where: str) -> list[tuple[int, Any]]:
-    """``{"nodeN": ...}`` → [(N, entry)] sorted, checking the numbering."""
-    _check(isinstance(dag, dict), f"{where}: expected an object of nodeN entries")
-    numbered = []
-    for key, value in dag.items():
-        match = _AMLA_NODE.match(key)
-        _check(bool(match), f"{where}.{key}: AMLA DAG keys are node1, node2, ...")
-        numbered.append((int(match.group(1)), value))
-    numbered.sort(key=lambda item: item[0])
-    _check(
-        [n for n, _ in numbered] == list(range(1, len(numbered) + 1)),
-        f"{where}: nodes must be numbered node1..node{len(numbered)} without gaps",
-    )
-    return numbered
-
-
-def _amla_node(entry: Any, number: int, where: str) -> NodeSpec:
-    _check(
-        isinstance(entry, dict) and isinstance(entry.get("node"), dict),
-        f"{where}: expected {{'node': {{'type': ...}}, 'input': [...]}}",
-    )
-    spec, names = entry["node"], entry.get("input")
-    _check(
-        set(spec) <= _AMLA_NODE_KEYS and spec.get("rate", 2) == 2,
-        f"{where}.node: keys {sorted(spec)}; valid: {sorted(_AMLA_NODE_KEYS)} (rate 2 only)",
-    )
-    _check(isinstance(names, list) and names, f"{where}.input: must list node names")
-    sources = []
-    for name in names:
-        match = _AMLA_NODE.match(name) if isinstance(name, str) else None
-        ok = bool(match) and 1 <= int(match.group(1)) < number
-        _check(ok, f"{where}.input: {name!r} is not an earlier node")
-        sources.append(int(match.group(1)) - 1)
-    if spec.get("type") in COMBINES:
-        return NodeSpec(tuple(EdgeSpec("amla_identity", s) for s in sources), spec["type"])
-    _check(len(sources) == 1, f"{where}.input: an op node takes one input, got {names}")
-    op = _amla_op(spec.get("type"), f"{where}.node.type")
-    return NodeSpec((EdgeSpec(op, sources[0], spec.get("stride", 1), spec.get("filters")),))
-
-
-def _amla_cell(dag: Any, where: str, reduction: bool) -> CellSpec:
-    numbered = _amla_nodes(dag, where)
-    _check(
-        len(numbered) >= 3 and numbered[0][1] == -1 and numbered[1][1] == 0,
-        f"{where}: node1 must be -1 (cell k-2) and node2 0 (cell k-1), then op nodes",
-    )
-    nodes = tuple(_amla_node(entry, n, f"{where}.node{n}") for n, entry in numbered[2:])
-    return CellSpec(nodes, (len(nodes) + 1,), reduction)
-
-
-def from_amla_micro(data: dict) -> MicroSpec:
-    """AMLA's micro ``arch`` (amla_spec.md D.2) → a `MicroSpec` of the ``amla`` convention."""
-    known = {"type", "normal_cell", "reduction_cell", "auxiliary_classifier", "network"}
-    unknown = sorted(set(data) - known)
-    _check(not unknown, f"arch: unknown keys {unknown} in AMLA's micro format")
-    cells = tuple(
-        (key, _amla_cell(data[key], f"arch.{key}", key == "reduction_cell"))
-        for key in ("normal_cell", "reduction_cell")
-        if key in data
-    )
-    if "auxiliary_classifier" in data:
-        aux = _amla_nodes(data["auxiliary_classifier"], "arch.auxiliary_classifier")
-        node = aux[1][1] if len(aux) == 2 and isinstance(aux[1][1], dict) else {}
-        _check(
-            aux[0][1] == 0 and (node.get("node") or {}).get("type") == "dense",
-            "arch.auxiliary_classifier: only {node1: 0, node2: dense of node1} is supported",
-        )
-    network = data.get("network")
-    _check(isinstance(network, list), "arch.network: must be a list of cell names")
-    renamed = tuple(AUX if entry == "auxiliary_classifier" else entry for entry in network)
-    return MicroSpec(cells, renamed, channels=0, convention="amla", aux_kind="dense")

@@ -1,16 +1,16 @@
-"""Layers shared by the network builders, and AMLA's envelope branch ops.
+"""Layers shared by every network builder: BatchNorm, SAME padding, the CPU-fast conv
+paths, LRN, pooling and cutout.
 
-The envelope branches follow AMLA's ``cell_main`` (amla_spec.md A.1): conv (no bias) →
-BatchNorm (offset only, TF-slim's defaults) → ReLU → statistics tap → dropout. The
-statistics tap accumulates AMLA's MeanSSS (A.6) into the ``nac_stats`` collection inside
-the jitted training step, so construction never parses logs.
+One `batch_norm` and one `same_padding` serve the macro, micro and ENAS bodies (they
+differ only in the options they pass). The convolutions pick a faster formulation on
+CPU where XLA's own is slow (depthwise as shifted slices; small maps as im2col matmuls)
+and give the same result as `jax.lax.conv_general_dilated`.
 
 Synopsis::
 
-    from amla_jax.ops import BRANCH_OPS, EnvelopeBranch, local_response_norm
-    branch = EnvelopeBranch(op="5x5sep", features=42)
-    y, updates = branch.apply(variables, x, train=True, rngs={"dropout": key},
-                              mutable=["batch_stats", "nac_stats"])
+    from amla_jax.nn.layers import Conv, DepthwiseConv, batch_norm, same_padding
+    y = batch_norm(train, momentum=0.99)(x)       # inside a compact Flax module
+    same_padding(kernel=3)                         # (1, 1)
 """
 
 from __future__ import annotations
@@ -19,53 +19,51 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from amla_jax.spec import parse_macro_op
-
 # TF-slim's xavier initialiser, which AMLA's convolutions use.
 conv_init = nn.initializers.glorot_uniform()
 
-# Every envelope branch op the spec accepts is "KxK" or "KxKsep"; these are AMLA's.
-BRANCH_OPS = ("1x1", "3x3", "5x5", "7x7", "3x3sep", "5x5sep", "7x7sep")
 
-
-def batch_norm(train: bool, momentum: float, scale: bool = False, name: str | None = None):
+def batch_norm(
+    train: bool,
+    momentum: float,
+    scale: bool = False,
+    name: str | None = None,
+    epsilon: float = 1e-3,
+) -> nn.BatchNorm:
     """BatchNorm with batch statistics in training and running averages in evaluation.
 
-    AMLA's TF code always used batch statistics (it never passed ``is_training``); we do
-    not copy that quirk (amla_spec.md A.1).
+    The defaults are TF-slim's (offset only, epsilon 1e-3), which AMLA's envelope cells
+    use; the micro ops ask for an affine one with PyTorch's epsilon 1e-5. AMLA's TF code
+    always used batch statistics (it never passed ``is_training``); we do not copy that
+    quirk (amla_spec.md A.1).
     """
     return nn.BatchNorm(
         use_running_average=not train,
         momentum=momentum,
-        epsilon=1e-3,
+        epsilon=epsilon,
         use_scale=scale,
         use_bias=True,
         name=name,
     )
 
 
-class MeanSquareTap(nn.Module):
-    """Accumulates AMLA's MeanSSS of its input in ``nac_stats`` during training.
+def same_padding(
+    kernel: int, dilation: int = 1, size: int | None = None, stride: int = 1
+) -> tuple[int, int]:
+    """TF's SAME padding of one spatial axis, as (before, after); the extra pixel goes
+    after, so odd kernels pad symmetrically (as PyTorch/DARTS do at stride 1).
 
-    MeanSSS = mean over (h, w, c) of Σ_batch x² / steps, i.e. batch size × the running
-    mean of x² (amla_spec.md A.6). The tap is an identity on its input.
+    Args:
+      kernel: kernel size.
+      dilation: kernel dilation.
+      size: the axis length; needed only when ``stride`` > 1.
+      stride: the stride.
     """
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        total = self.variable("nac_stats", "meansss_sum", lambda: jnp.zeros((), jnp.float32))
-        count = self.variable("nac_stats", "count", lambda: jnp.zeros((), jnp.float32))
-        if train and self.is_mutable_collection("nac_stats") and not self.is_initializing():
-            sq = jax.lax.stop_gradient(x).astype(jnp.float32) ** 2
-            total.value = total.value + jnp.mean(sq) * x.shape[0]
-            count.value = count.value + 1.0
-        return x
-
-
-def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TF's SAME padding (the extra pixel goes after) for one spatial axis."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    if size is None:
+        total = (kernel - 1) * dilation
+    else:
+        out = -(-size // stride)
+        total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
     return total // 2, total - total // 2
 
 
@@ -97,7 +95,7 @@ def depthwise_conv(
     if isinstance(padding, int):
         pads = [(padding, padding)] * 2
     else:
-        pads = [_same_padding(x.shape[a], k, stride, dilation) for a in (1, 2)]
+        pads = [same_padding(k, dilation, x.shape[a], stride) for a in (1, 2)]
     if impl == "xla" or (impl == "auto" and jax.default_backend() != "cpu"):
         return jax.lax.conv_general_dilated(
             x,
@@ -156,7 +154,7 @@ def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
     small = x.shape[1] * x.shape[2] <= 16 and (k_h > 1 or k_w > 1)
     if impl == "im2col" or (impl == "auto" and small and jax.default_backend() == "cpu"):
         height, width = x.shape[1], x.shape[2]
-        pad_h, pad_w = _same_padding(height, k_h, 1, 1), _same_padding(width, k_w, 1, 1)
+        pad_h, pad_w = same_padding(k_h), same_padding(k_w)
         xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
         cols = jnp.concatenate(
             [xp[:, i : i + height, j : j + width, :] for i in range(k_h) for j in range(k_w)],
@@ -202,29 +200,6 @@ class DepthwiseConv(nn.Module):
         if self.stride == 1 and self.dilation == 1 and self.padding == "SAME":
             kernel = reachable_taps(kernel, x.shape[1], x.shape[2])
         return depthwise_conv(x, kernel, self.stride, self.dilation, self.padding)
-
-
-class EnvelopeBranch(nn.Module):
-    """One envelope branch: conv (or depthwise + pointwise) → BN → ReLU → tap → dropout."""
-
-    op: str
-    features: int
-    dropout: float = 0.2
-    bn_momentum: float = 0.99
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        kernel, separable = parse_macro_op(self.op)
-        if separable:
-            x = DepthwiseConv(kernel, name="depthwise")(x)
-            x = nn.Conv(
-                self.features, (1, 1), use_bias=False, kernel_init=conv_init, name="pointwise"
-            )(x)
-        else:
-            x = Conv(self.features, kernel, name="conv")(x)
-        x = batch_norm(train, self.bn_momentum, name="bn")(x)
-        x = MeanSquareTap(name="stats")(nn.relu(x), train)
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
 
 
 def local_response_norm(
