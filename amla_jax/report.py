@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from amla_jax.search import BEST_SPEC, CANDIDATES, best_candidate, read_candidates
+from amla_jax.rundir import BEST_SPEC, CANDIDATES, best_candidate, read_candidates
 
 USAGE_EXIT = 2
 HIDDEN_OVERRIDES = ("seed", "algo", "run_dir", "hydra")

@@ -29,10 +29,9 @@ import jax
 from amla_jax.algos import get_algorithm
 from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
+from amla_jax.rundir import SPEC_FILE, replacing
 from amla_jax.search import SearchOutcome, make_evaluator, run_search
 from amla_jax.spec import NetworkSpec, SpecError, load_spec, save_spec
-
-SPEC_FILE = "spec.json"
 
 
 class ConfigValueError(ValueError):
@@ -122,7 +121,8 @@ def run(cfg: RunConfig) -> SearchOutcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     evaluate = make_evaluator(dataset, cfg.optim, cfg.train, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
-    save_spec(outcome.best_spec, run_dir / SPEC_FILE, amla=False)
+    with replacing(run_dir / SPEC_FILE) as tmp:
+        save_spec(outcome.best_spec, tmp, amla=False)
     return outcome
 
 

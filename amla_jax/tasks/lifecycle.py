@@ -173,7 +173,7 @@ def finish(
 
 def _search_finished(task: Task) -> bool:
     """Whether the run wrote its final ``spec.json`` during the current attempt."""
-    from amla_jax.runner import SPEC_FILE  # noqa: PLC0415 (imports JAX; rarely needed)
+    from amla_jax.rundir import SPEC_FILE  # noqa: PLC0415
 
     path = Path(task.run_dir) / SPEC_FILE
     return path.exists() and task.started is not None and path.stat().st_mtime >= task.started

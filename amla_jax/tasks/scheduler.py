@@ -368,7 +368,7 @@ def task_status(task: Task) -> TaskStatus:
     """The progress of ``task``'s search from its ``candidates.jsonl``."""
     if not Path(task.run_dir).is_dir():  # not started: spare the import of JAX
         return TaskStatus(task, 0, task.iterations, None, None, None)
-    from amla_jax.search import CANDIDATES, best_candidate, read_candidates  # noqa: PLC0415
+    from amla_jax.rundir import CANDIDATES, best_candidate, read_candidates  # noqa: PLC0415
 
     rows = read_candidates(Path(task.run_dir) / CANDIDATES)
     best = best_candidate(rows)
