@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from amla_jax.compose import CONF_DIR, compose_config
+
 USAGE_EXIT = 2
 
 
@@ -38,27 +38,6 @@ def _overrides(argv: list[str]) -> list[str] | None:
     return argv
 
 
-def compose_config(overrides: list[str]):
-    """The config that ``overrides`` compose to (no ``hydra`` node, not resolved).
-
-    Raises:
-      ValueError: a bad override (an unknown group option or key, a wrongly typed
-        value), with Hydra's message folded into one line.
-    """
-    from hydra import compose, initialize_config_dir  # noqa: PLC0415
-    from hydra.errors import HydraException  # noqa: PLC0415
-    from omegaconf.errors import OmegaConfBaseException  # noqa: PLC0415
-
-    from amla_jax.config import register_configs  # noqa: PLC0415
-
-    register_configs()
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=False)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ValueError(_one_line(str(exc))) from None
-
-
 def precheck(argv: list[str]) -> None:
     """Composes the config once before Hydra runs, so that a bad override (an unknown
     group option or key, a wrongly typed value) fails in one line with exit code 2."""
@@ -69,13 +48,6 @@ def precheck(argv: list[str]) -> None:
         compose_config(overrides)
     except ValueError as exc:
         _fail(str(exc))
-
-
-def _one_line(message: str) -> str:
-    """Hydra's multi-line messages (with their option lists) folded into one line."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    text = " ".join(lines).split(" Config search path")[0]
-    return text.replace("Available options in", "; available options in")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

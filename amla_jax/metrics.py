@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from amla_jax.rundir import METRICS, TB_DIR
+
 
 class MetricWriter:
     """Appends scalars to ``<run_dir>/metrics.jsonl`` and ``<run_dir>/tb/<prefix>``.
@@ -35,11 +37,11 @@ class MetricWriter:
             return
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 (closed in close())
+        self._jsonl = open(run_dir / METRICS, "a")  # noqa: SIM115 (closed in close())
         if tensorboard:
             from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional at import)
 
-            self._tb = SummaryWriter(str(run_dir / "tb" / prefix))
+            self._tb = SummaryWriter(str(run_dir / TB_DIR / prefix))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         """Records ``scalars`` (plain floats) at ``step``."""

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -39,12 +37,17 @@ from rich.table import Table
 from amla_jax.algos.base import Algorithm
 from amla_jax.amla import save_spec
 from amla_jax.config import OptimConfig, TrainConfig
-from amla_jax.selection import best_index
+from amla_jax.rundir import (
+    BEST_SPEC,
+    CANDIDATES,
+    SEARCH_DIR,
+    append_row,
+    best_candidate,
+    replacing,
+    returned_candidate,
+    sync_candidates,
+)
 from amla_jax.spec import NetworkSpec
-
-CANDIDATES = "candidates.jsonl"
-BEST_SPEC = "best_spec.json"
-SEARCH_DIR = "search"
 
 Evaluate = Callable[[NetworkSpec, Any, int], Any]
 
@@ -216,42 +219,6 @@ def restore_search_state(manager, step: int, algorithm: str) -> dict:
     return tree["state"]
 
 
-def read_candidates(path: str | Path, completed: int | None = None) -> list[dict]:
-    """The rows of a ``candidates.jsonl`` in id order: one per id, ids below ``completed``
-    if given, unreadable (half-written) lines skipped."""
-    rows: dict[int, dict] = {}
-    path = Path(path)
-    lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if completed is None or row["id"] < completed:
-            rows.setdefault(row["id"], row)
-    return [rows[i] for i in sorted(rows)]
-
-
-def _sync_candidates(path: Path, completed: int) -> list[dict]:
-    """Rewrites ``path`` (atomically) to hold exactly the checkpointed candidates' rows."""
-    rows = read_candidates(path, completed)
-    if [r["id"] for r in rows] != list(range(completed)):
-        raise ValueError(f"{path}: rows {[r['id'] for r in rows]} do not cover 0..{completed - 1}")
-    text = "".join(json.dumps(row) + "\n" for row in rows)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return rows
-
-
-def _append_row(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
     flops = getattr(result, "flops", None)
     count_flops = getattr(evaluate, "count_flops", None)
@@ -274,12 +241,6 @@ def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> d
             str(d): {str(s): float(v) for s, v in src.items()} for d, src in result.scalars.items()
         }
     return row
-
-
-def best_candidate(rows: list[dict]) -> int | None:
-    """The id of the row with the highest selection metric (earliest on ties), or None."""
-    index = best_index([r["metrics"] for r in rows])
-    return None if index is None else rows[index]["id"]
 
 
 def summary_table(rows: list[dict], best_id: int | None, title: str = "candidates") -> Table:
@@ -337,7 +298,7 @@ def run_search(
             state, completed = algorithm.init(init_key), 0
         else:
             state, completed = restore_search_state(manager, step, algorithm.name), step
-        rows = _sync_candidates(run_dir / CANDIDATES, completed)
+        rows = sync_candidates(run_dir / CANDIDATES, completed)
         stop.completed = completed
         if step is not None and algorithm.done(state):
             out.print(
@@ -355,7 +316,7 @@ def run_search(
             state = algorithm.tell(state, spec, result)
             row = _row(completed, algorithm.name, spec, result, evaluate)
             with stop.writing():
-                _append_row(run_dir / CANDIDATES, row)
+                append_row(run_dir / CANDIDATES, row)
                 save_search_state(manager, completed + 1, algorithm.name, state)
                 rows.append(row)
                 completed = stop.completed = completed + 1
@@ -376,10 +337,11 @@ def _print_candidate(out: Console, row: dict) -> None:
 def _finish(algorithm, state, rows, run_dir: Path, out: Console, status: str) -> SearchOutcome:
     best = algorithm.best(state)
     path = run_dir / BEST_SPEC
-    save_spec(best, path, amla=True)
+    with replacing(path) as tmp:
+        save_spec(best, tmp, amla=True)
     best_id = best_candidate(rows)
     out.print(summary_table(rows, best_id, title=f"{algorithm.name}: {len(rows)} candidates"))
-    trained = [r["id"] for r in rows if NetworkSpec.from_json(r["spec"]) == best]
-    where = f"candidate {trained[-1]}" if trained else "a network the search did not train"
+    returned = returned_candidate(rows, best)
+    where = "a network the search did not train" if returned is None else f"candidate {returned}"
     out.print(f"best_spec.json ({where}): {path}")
     return SearchOutcome(status, run_dir, best, path, best_id, rows)

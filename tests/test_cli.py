@@ -35,7 +35,11 @@ def test_default_run_is_a_short_nac_and_algo_nac_is_amlas_five_iterations():
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         default = compose("config", overrides=["run_dir=."])
         full = compose("config", overrides=["algo=nac", "run_dir=."])
-    assert (default.algo.name, default.algo.iterations, default.dataset.name) == ("nac", 2, "digits")
+    assert (default.algo.name, default.algo.iterations, default.dataset.name) == (
+        "nac",
+        2,
+        "digits",
+    )
     assert (full.algo.name, full.algo.iterations) == ("nac", 5)
     assert default.algo.options == full.algo.options
 

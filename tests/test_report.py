@@ -17,7 +17,7 @@ from PIL import Image
 
 from amla_jax import plots
 from amla_jax.amla import save_spec
-from amla_jax.report import collect, compare, main, read_run, write_report
+from amla_jax.report import collect, compare, main, read_run, returned_params, write_report
 from amla_jax.spec import NetworkSpec
 
 
@@ -167,11 +167,11 @@ def test_wall_seconds_from_file_times(sweep):
 
 def test_returned_params_counts_an_untrained_network(sweep):
     nac, _, random, _ = collect([sweep])
-    assert random.returned_params == 1000
+    assert returned_params(random) == 1000
     from amla_jax.nn import count_params
 
     expected = count_params(NetworkSpec.from_json(variant(40)), (8, 8, 1), 10)
-    assert nac.returned_params == expected > 0
+    assert returned_params(nac) == expected > 0
 
 
 def assert_png(path: Path, min_width: int = 500, min_height: int = 250) -> None:

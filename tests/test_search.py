@@ -15,11 +15,8 @@ from fakes import fake_evaluate, template_spec
 from amla_jax.algos import envelope, get_algorithm
 from amla_jax.amla import load_spec
 from amla_jax.config import AlgoConfig
-from amla_jax.search import (
-    SearchInterrupted,
-    read_candidates,
-    run_search,
-)
+from amla_jax.rundir import read_candidates
+from amla_jax.search import SearchInterrupted, run_search
 
 KEY = jax.random.key(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,8 @@ import pytest
 from conftest import AMLA_CONFIGS, ROOT, TINY_NETWORK, amla_config_paths
 from test_search import TINY
 
-from amla_jax.__main__ import compose_config
-from amla_jax.search import read_candidates
+from amla_jax.compose import compose_config
+from amla_jax.rundir import read_candidates
 from amla_jax.tasks import Scheduler, procs
 from amla_jax.tasks.amla_config import (
     AmlaConfigError,

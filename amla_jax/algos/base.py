@@ -77,7 +77,6 @@ def get_algorithm(name: str) -> AlgorithmFactory:
     return ALGORITHMS[name]
 
 
-
 @register("fixed")
 def make_fixed(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
     """AMLA's ``deterministic`` algorithm (train mode): evaluate the given spec once."""

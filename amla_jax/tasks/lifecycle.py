@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from amla_jax.rundir import SPEC_FILE
 from amla_jax.tasks import procs
 from amla_jax.tasks.amla_config import hydra_value
 from amla_jax.tasks.store import COMPLETE, FAILED, RUNNING, STOPPED, Task, TaskStore
@@ -173,7 +174,5 @@ def finish(
 
 def _search_finished(task: Task) -> bool:
     """Whether the run wrote its final ``spec.json`` during the current attempt."""
-    from amla_jax.runner import SPEC_FILE  # noqa: PLC0415 (imports JAX; rarely needed)
-
     path = Path(task.run_dir) / SPEC_FILE
     return path.exists() and task.started is not None and path.stat().st_mtime >= task.started

@@ -29,6 +29,8 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from amla_jax.compose import compose_config
+from amla_jax.rundir import CANDIDATES, best_candidate, read_candidates
 from amla_jax.tasks import lifecycle, procs
 from amla_jax.tasks.amla_config import (
     AmlaConfigWarning,
@@ -340,8 +342,7 @@ def _check(overrides: list[str], cwd: Path):
     Returns:
       The composed config. Raises `TaskError` with a one-line reason otherwise.
     """
-    from amla_jax.__main__ import compose_config  # noqa: PLC0415 (imports Hydra)
-    from amla_jax.amla import load_spec  # noqa: PLC0415
+    from amla_jax.amla import load_spec  # noqa: PLC0415 (only amla add needs it)
     from amla_jax.spec import SpecError
 
     try:
@@ -367,10 +368,6 @@ def _check_purge(run_dir: Path, workspace: Path) -> None:
 
 def task_status(task: Task) -> TaskStatus:
     """The progress of ``task``'s search from its ``candidates.jsonl``."""
-    if not Path(task.run_dir).is_dir():  # not started: spare the import of JAX
-        return TaskStatus(task, 0, task.iterations, None, None, None)
-    from amla_jax.search import CANDIDATES, best_candidate, read_candidates  # noqa: PLC0415
-
     rows = read_candidates(Path(task.run_dir) / CANDIDATES)
     best = best_candidate(rows)
     metrics = next((r["metrics"] for r in rows if r["id"] == best), {})

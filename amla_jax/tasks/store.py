@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from amla_jax.errors import UserError
+
 DB_FILE = "tasks.db"
 QUEUED, RUNNING, STOPPED, COMPLETE, FAILED = "queued", "running", "stopped", "complete", "failed"
 STATES = (QUEUED, RUNNING, STOPPED, COMPLETE, FAILED)
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 """
 
 
-class TaskError(Exception):
+class TaskError(UserError):
     """A request the task store cannot honour; the message is one line for the user."""
 
 

@@ -1,0 +1,363 @@
+"""The run directory: its file names, its JSON-lines rows, and reading a run back.
+
+One run of ``python -m amla_jax`` (or a task, or `amla_jax.runner.run`) writes one
+directory. This module is the only place that spells its file names and the only reader
+of its files, so the search that writes it, the report and plots that compare runs and
+the task CLI that shows progress agree on what a run holds. It imports no JAX, Flax or
+numpy: the task CLI and the report read runs in a fresh interpreter in milliseconds.
+
+Layout::
+
+    candidates.jsonl   one row per trained candidate (id, spec, metrics, params, seconds)
+    best_spec.json     the network the search returns, AMLA's form (written at the end)
+    spec.json          the same network in our form (written by the runner at the end)
+    metrics.jsonl      training scalars, one record per logged step ("run", "step", "time")
+    search/            Orbax checkpoints of the search state
+    checkpoints/       final train states, one folder per candidate
+    tb/                TensorBoard event files, one folder per candidate
+    .hydra/            the composed config and the overrides (written by Hydra)
+
+Synopsis::
+
+    from amla_jax import rundir
+    rows = rundir.read_candidates(run_dir / rundir.CANDIDATES)
+    rows[rundir.best_candidate(rows)]["metrics"]          # ids are 0.. in order
+    record = rundir.read_run(run_dir)                     # RunRecord, or None: no rows
+    record.best_id, record.returned_id, record.wall_seconds
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from amla_jax.errors import UserError
+from amla_jax.selection import best_index
+
+CANDIDATES = "candidates.jsonl"
+BEST_SPEC = "best_spec.json"
+SPEC_FILE = "spec.json"
+METRICS = "metrics.jsonl"
+SEARCH_DIR = "search"
+CHECKPOINTS_DIR = "checkpoints"
+TB_DIR = "tb"
+HYDRA_DIR = ".hydra"
+# Overrides that name a run (its seed, algorithm, output folder), not its experiment;
+# ``algo.*`` options do define the experiment and are kept.
+HIDDEN_OVERRIDES = ("seed", "algo", "run_dir", "hydra")
+
+
+class RunDirError(UserError):
+    """A run directory's files contradict each other; the message names the file."""
+
+
+# --- files ----------------------------------------------------------------------------
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict]:
+    """The records of a JSON-lines file in file order; nothing if it does not exist.
+
+    A line that is not JSON is skipped: a crash while appending leaves a half-written
+    last line, and a later append may follow it on the same line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path) as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """All records of a JSON-lines file (see `iter_jsonl`)."""
+    return list(iter_jsonl(path))
+
+
+def append_row(path: str | Path, row: dict) -> None:
+    """Appends ``row`` as one line and forces it to disk before returning, so that a
+    checkpoint saved afterwards never counts a row the file lost."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; on success it replaces ``path`` in one
+    step, so a reader sees the old file or the new one, never half of it.
+
+    Example::
+
+        with replacing(run_dir / BEST_SPEC) as tmp:
+            save_spec(spec, tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (see `replacing`)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
+# --- candidates -----------------------------------------------------------------------
+
+
+def read_candidates(path: str | Path, completed: int | None = None) -> list[dict]:
+    """The rows of a ``candidates.jsonl`` in id order: one per id (the first), ids below
+    ``completed`` if given, half-written lines skipped."""
+    rows: dict[int, dict] = {}
+    for row in iter_jsonl(path):
+        if completed is None or row["id"] < completed:
+            rows.setdefault(row["id"], row)
+    return [rows[i] for i in sorted(rows)]
+
+
+def sync_candidates(path: str | Path, completed: int) -> list[dict]:
+    """Rewrites ``path`` (atomically) to hold exactly the rows of candidates 0..completed-1,
+    the ones a search checkpoint counts, and returns them.
+
+    Raises:
+      RunDirError: a checkpointed candidate has no row.
+    """
+    path = Path(path)
+    rows = read_candidates(path, completed)
+    if [r["id"] for r in rows] != list(range(completed)):
+        raise RunDirError(
+            f"{path}: rows {[r['id'] for r in rows]} do not cover 0..{completed - 1}; "
+            "use a new run directory"
+        )
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+    return rows
+
+
+def best_candidate(rows: Sequence[dict]) -> int | None:
+    """The id of the row with the best selection metric (earliest on ties), or None."""
+    index = best_index([r["metrics"] for r in rows])
+    return None if index is None else rows[index]["id"]
+
+
+def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
+    """The candidate that trained the network the search returns, or None if it trained
+    none (NAC constructs its answer without training it).
+
+    Args:
+      rows: ``candidates.jsonl`` rows in id order.
+      returned: the returned network (a `NetworkSpec`; rows are parsed with its class's
+        ``from_json``), or None.
+
+    Returns:
+      The last such candidate's id: a network trained twice is judged by its last run.
+    """
+    if returned is None:
+        return None
+    parse = type(returned).from_json
+    trained = [r["id"] for r in rows if parse(r["spec"]) == returned]
+    return trained[-1] if trained else None
+
+
+def read_best_spec(run_dir: str | Path):
+    """``best_spec.json`` as a `NetworkSpec`, or None if there is none yet.
+
+    Raises:
+      SpecError: the file is not a valid spec.
+    """
+    # The spec package is imported only when a run's answer is needed.
+    from amla_jax.amla import load_spec  # noqa: PLC0415
+
+    path = Path(run_dir) / BEST_SPEC
+    return load_spec(path) if path.exists() else None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``<run_dir>/metrics.jsonl`` (half-written lines skipped)."""
+    return read_jsonl(Path(run_dir) / METRICS)
+
+
+# --- a whole run ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run directory, read back.
+
+    Attributes:
+      run_dir: the run directory.
+      algorithm: ``algo.name`` (or the rows' ``algorithm`` without a Hydra config).
+      seed: the run's seed, or None if unknown.
+      dataset: ``dataset.name``, or None if unknown.
+      setting: the overrides that define the experiment, sorted ("key=value").
+      rows: the ``candidates.jsonl`` rows in id order.
+      best_id: the selected candidate (best validation accuracy).
+      returned_id: the last candidate that trained ``best_spec.json``'s network, or None
+        (not trained, as NAC's constructed answer, or no ``best_spec.json`` yet).
+      finished: ``best_spec.json`` exists (the search ran to its end).
+      wall_seconds: from the run's first launch to the last write of ``candidates.jsonl``
+        (file times; pauses between launches of a resumed run included); None if unknown.
+      config: the composed config as plain data ({} without ``.hydra/config.yaml``).
+    """
+
+    run_dir: Path
+    algorithm: str
+    seed: int | None
+    dataset: str | None
+    setting: tuple[str, ...]
+    rows: tuple[dict, ...]
+    best_id: int | None
+    returned_id: int | None
+    finished: bool
+    wall_seconds: float | None
+    config: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def row(self, candidate_id: int) -> dict:
+        """The ``candidates.jsonl`` row of candidate ``candidate_id``."""
+        return next(r for r in self.rows if r["id"] == candidate_id)
+
+    @property
+    def best_row(self) -> dict:
+        """The selected candidate's row (best validation accuracy)."""
+        return self.row(self.best_id)
+
+    @property
+    def final_row(self) -> dict:
+        """The returned network's row if it was trained, else the last trained network's."""
+        return self.row(self.returned_id) if self.returned_id is not None else self.rows[-1]
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.best_row["metrics"].get("test/accuracy")
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return self.best_row["metrics"].get("validation/accuracy")
+
+    @property
+    def num_params(self) -> int:
+        return self.best_row["num_params"]
+
+    @property
+    def flops(self) -> float | None:
+        return self.best_row.get("flops")
+
+    @property
+    def final_test_accuracy(self) -> float | None:
+        return self.final_row["metrics"].get("test/accuracy")
+
+    @property
+    def final_num_params(self) -> int:
+        return self.final_row["num_params"]
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self.rows)
+
+    @property
+    def search_seconds(self) -> float:
+        """Train + compile seconds summed over the candidates."""
+        return sum(row["train_seconds"] + row["compile_seconds"] for row in self.rows)
+
+    def best_spec(self):
+        """The network the search returned (``best_spec.json``) as a `NetworkSpec`, or None."""
+        return read_best_spec(self.run_dir)
+
+
+def setting_of(overrides: Sequence[str]) -> tuple[str, ...]:
+    """The overrides minus seed, algo, run_dir and hydra.* (the run's identity, not its
+    experiment), sorted."""
+    kept = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] in HIDDEN_OVERRIDES and not key.startswith("algo."):
+            continue
+        kept.append(override)
+    return tuple(sorted(kept))
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml  # noqa: PLC0415 (only a whole run needs it; task status does not)
+
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def _wall_seconds(run_dir: Path, rows: Sequence[dict]) -> float | None:
+    """From the run's start to the last write of ``candidates.jsonl``.
+
+    The start is the earlier of ``.hydra/config.yaml``'s time (rewritten by every launch)
+    and the first ``metrics.jsonl`` record minus the first candidate's seconds (kept
+    across launches), so a relaunched or resumed run still counts from its first launch.
+    """
+    starts = []
+    config = run_dir / HYDRA_DIR / "config.yaml"
+    if config.exists():
+        starts.append(config.stat().st_mtime)
+    first = _first_metrics_time(run_dir)
+    if first is not None:
+        starts.append(first - rows[0]["train_seconds"] - rows[0]["compile_seconds"])
+    if not starts:
+        return None
+    seconds = (run_dir / CANDIDATES).stat().st_mtime - min(starts)
+    return seconds if seconds > 0 else None
+
+
+def _first_metrics_time(run_dir: Path) -> float | None:
+    """The time of the first ``metrics.jsonl`` record that has one (the file is long;
+    only its head is read)."""
+    for record in iter_jsonl(run_dir / METRICS):
+        try:
+            return float(record["time"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _returned_id(run_dir: Path, rows: Sequence[dict]) -> int | None:
+    """`returned_candidate` of ``best_spec.json``; None if it is missing or unreadable."""
+    from amla_jax.spec import SpecError  # noqa: PLC0415
+
+    try:
+        return returned_candidate(rows, read_best_spec(run_dir))
+    except SpecError:
+        return None
+
+
+def read_run(run_dir: str | Path) -> RunRecord | None:
+    """One run directory as a `RunRecord`, or None if it has no completed candidate."""
+    run_dir = Path(run_dir)
+    rows = read_candidates(run_dir / CANDIDATES)
+    if not rows:
+        return None
+    config = _load_yaml(run_dir / HYDRA_DIR / "config.yaml") or {}
+    overrides = _load_yaml(run_dir / HYDRA_DIR / "overrides.yaml") or []
+    seed = config.get("seed")
+    return RunRecord(
+        run_dir=run_dir,
+        algorithm=str(config.get("algo", {}).get("name") or rows[0].get("algorithm", "?")),
+        seed=None if seed is None else int(seed),
+        dataset=config.get("dataset", {}).get("name"),
+        setting=setting_of(overrides),
+        rows=tuple(rows),
+        best_id=best_candidate(rows),
+        returned_id=_returned_id(run_dir, rows),
+        finished=(run_dir / BEST_SPEC).exists(),
+        wall_seconds=_wall_seconds(run_dir, rows),
+        config=config,
+    )
