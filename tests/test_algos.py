@@ -1,6 +1,8 @@
 """Contract tests run over every registered algorithm (amla_jax.algos.ALGORITHMS)."""
 
 import copy
+import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -14,15 +16,19 @@ from amla_jax.spec import NetworkSpec
 
 ITERATIONS = 3
 KEY = jax.random.key(7)
+# The specs `ask` returned for nac, nac_worst and random before the package moved
+# (3 iterations, the search loop's keys from KEY, the fake evaluator): the move must
+# not change a single network.
+GOLDEN = Path(__file__).parent / "golden" / "algo_specs.json"
 
 
 def make(name: str, iterations: int = ITERATIONS):
     return get_algorithm(name)(AlgoConfig(name, iterations, {}), template_spec())
 
 
-def step(algorithm, state, i):
+def step(algorithm, state, i, key=KEY):
     """One ask/evaluate/tell round with the keys the search loop would use."""
-    ask_key, eval_key = jax.random.split(jax.random.fold_in(KEY, i))
+    ask_key, eval_key = jax.random.split(jax.random.fold_in(key, i))
     spec, state = algorithm.ask(ask_key, state)
     return spec, algorithm.tell(state, spec, fake_evaluate(spec, eval_key, i))
 
@@ -97,3 +103,16 @@ def test_state_survives_orbax_and_continues_identically(name, tmp_path):
         assert spec_a == spec_b
         assert_same(restored, state)
     assert algorithm.best(state) == algorithm.best(restored)
+
+
+@pytest.mark.parametrize("name", ["nac", "nac_worst", "random"])
+def test_specs_are_those_before_the_move(name):
+    golden = json.loads(GOLDEN.read_text())[name]
+    algorithm = make(name)
+    init_key, search_key = jax.random.split(KEY)  # as run_search splits its key
+    state, asked = algorithm.init(init_key), []
+    while not algorithm.done(state):
+        spec, state = step(algorithm, state, len(asked), key=search_key)
+        asked.append(spec.to_json())
+    assert asked == golden["asked"]
+    assert algorithm.best(state).to_json() == golden["best"]
