@@ -408,7 +408,7 @@ class NetworkSpec:
 
 def _initial_body(section: Any, stem_width: int) -> MacroSpec:
     """The initial EnvelopeNet that AMLA's ``envelopenet`` section describes (A.5)."""
-    from amla_jax.algos.envelope import EnvelopeSettings, initial_envelopenet  # noqa: PLC0415
+    from amla_jax.amla.envelope import EnvelopeSettings, initial_envelopenet  # noqa: PLC0415
 
     if not isinstance(section, dict):
         raise SpecError("envelopenet: must be an object with AMLA's construction settings")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from fakes import CELL, FakeResult, fake_evaluate, template_spec
 
-from amla_jax.algos import AlgorithmError, envelope, get_algorithm, nac, random_search
+from amla_jax.algos import AlgorithmError, get_algorithm, nac, random_search
+from amla_jax.amla import envelope, layout
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec, save_spec
 
@@ -26,7 +27,7 @@ def network_of(spec):
 def hand_made(network, worst=()):
     """Utilities ranked by branch order, with ``worst`` branches lowest; scalars rising
     with the source cellnumber."""
-    names = envelope.branch_names(network)
+    names = layout.branch_names(network)
     utilities = {n: 1.0 + i for i, n in enumerate(names)}
     utilities.update({n: 0.1 * i for i, n in enumerate(worst)})
     scalars = {
@@ -90,7 +91,7 @@ def test_worst_case_prunes_the_most_useful_branches():
 def test_options_are_amlas_envelopenet_keys():
     algorithm = make("nac", layers_per_stage=[1, 1, 1], construction=[False, True, False])
     spec, _ = algorithm.ask(KEY, algorithm.init(KEY))
-    assert envelope.count_branches(network_of(spec)) == [6, 6, 6]
+    assert layout.count_branches(network_of(spec)) == [6, 6, 6]
     with pytest.raises(AlgorithmError, match="unknown keys \\['blocks'\\]"):
         make("nac", blocks=["3x3"])
     with pytest.raises(AlgorithmError, match="layers_per_stage"):
@@ -133,13 +134,13 @@ def test_random_defaults_are_the_counts_nac_reaches():
     network = envelope.initial_envelopenet(settings)
     rng = np.random.default_rng(0)
     for _ in range(5):  # other statistics, same counts
-        utilities = {n: float(rng.random()) for n in envelope.branch_names(network)}
+        utilities = {n: float(rng.random()) for n in layout.branch_names(network)}
         network = envelope.construct_amla(network, utilities, {}, settings)
-    assert [len(c) for c in envelope.stage_layout(network)] == [7, 7, 2]
-    assert envelope.count_branches(network) == [18, 18, 12]
+    assert [len(c) for c in layout.stage_layout(network)] == [7, 7, 2]
+    assert layout.count_branches(network) == [18, 18, 12]
     algorithm = make("random", iterations=3)
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [17, 17, 12]
+    assert layout.count_branches(network) == [17, 17, 12]
 
 
 def test_random_draws_a_fresh_network_per_key():
@@ -148,8 +149,8 @@ def test_random_draws_a_fresh_network_per_key():
     networks = [network_of(algorithm.ask(jax.random.key(i), state)[0]) for i in range(3)]
     assert networks[0] != networks[1] != networks[2]
     for network in networks:
-        assert [len(c) for c in envelope.stage_layout(network)] == [7, 7, 2]
-        assert envelope.count_branches(network) == [18, 18, 12]
+        assert [len(c) for c in layout.stage_layout(network)] == [7, 7, 2]
+        assert layout.count_branches(network) == [18, 18, 12]
         ops = {op for entry in network for op in entry.get("filters", {}).values()}
         assert ops <= set(CELL.values())
         assert network[2]["inputs"] == [1]  # dense skips, as the EnvelopeNet's
@@ -178,7 +179,7 @@ def test_random_options(tmp_path):
         "random", layers_per_stage=[2, 1], num_blocks_per_stage=[3, 2], blocks=["3x3"], skip=False
     )
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [3, 2]
+    assert layout.count_branches(network) == [3, 2]
     assert all("inputs" not in e for e in network)
     assert [e["outputs"] for e in network if "filters" in e] == [16, 16, 32]
     # match: counts from a constructed network's spec file (ours or AMLA's format).
@@ -190,8 +191,8 @@ def test_random_options(tmp_path):
     save_spec(template_spec(16).replace_body(MacroSpec.from_json({"network": constructed})), path)
     algorithm = make("random", match=str(path))
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [7]
-    assert np.array_equal([len(c) for c in envelope.stage_layout(network)], [2])
+    assert layout.count_branches(network) == [7]
+    assert np.array_equal([len(c) for c in layout.stage_layout(network)], [2])
     with pytest.raises(AlgorithmError, match="drop \\['layers_per_stage'\\]"):
         make("random", match=str(path), layers_per_stage=[1])
     with pytest.raises(AlgorithmError, match="give both"):

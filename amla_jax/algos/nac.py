@@ -29,7 +29,7 @@ from typing import Any
 
 from amla_jax.algo_options import NAC_DEFAULTS
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
-from amla_jax.algos.envelope import (
+from amla_jax.amla.envelope import (
     EnvelopeSettings,
     construct_amla,
     initial_envelopenet,

@@ -36,18 +36,15 @@ import numpy as np
 
 from amla_jax.algo_options import RANDOM_OPTIONS
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
-from amla_jax.algos.envelope import (
-    RandomSettings,
-    branch_names,
-    construct_amla,
-    count_branches,
-    initial_envelopenet,
-    matched_random_settings,
-    random_network,
-    stage_layout,
-)
 from amla_jax.algos.nac import DEFAULTS as NAC_DEFAULTS
 from amla_jax.algos.nac import settings_for as nac_settings
+from amla_jax.amla.envelope import construct_amla, initial_envelopenet
+from amla_jax.amla.layout import branch_names, count_branches, stage_layout
+from amla_jax.amla.random_networks import (
+    RandomSettings,
+    matched_random_settings,
+    random_network,
+)
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec, NetworkSpec, SpecError, load_spec
 

@@ -13,7 +13,7 @@ reported with an `AmlaConfigWarning`.
 
 Synopsis::
 
-    from amla_jax.tasks.amla_config import merge_overrides, overrides_from_amla
+    from amla_jax.amla.task_config import merge_overrides, overrides_from_amla
     overrides = overrides_from_amla("config.nac.construction.test.json")
     # ['spec=/abs/config.nac.construction.test.json', 'algo=nac', 'algo.iterations=3', ...]
     merge_overrides(overrides, ["dataset=digits"])     # the user's settings win
