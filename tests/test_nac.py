@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from fakes import CELL, FakeResult, fake_evaluate, template_spec
 
-from amla_jax.algos import AlgorithmError, get_algorithm, nac, random_search
+from amla_jax.algos import get_algorithm, nac, random_search
 from amla_jax.amla import envelope, layout
+from amla_jax.amla.options import NacOptions, OptionsError
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec, save_spec
 
@@ -42,7 +43,7 @@ def hand_made(network, worst=()):
 def test_initial_network_is_amlas_envelopenet():
     algorithm = make("nac")
     spec, _ = algorithm.ask(KEY, algorithm.init(KEY))
-    settings = nac.settings_for({}, template_spec(16))
+    settings = NacOptions().settings(template_spec(16).stem_width)
     assert settings.stem_width == 16
     assert network_of(spec) == envelope.initial_envelopenet(settings)
     assert spec.stem == template_spec(16).stem and spec.head == template_spec(16).head
@@ -56,8 +57,8 @@ def test_tell_is_construct_amla(name, worst_case):
     network = network_of(spec)
     result = hand_made(network, worst=["Cell2/Branch3", "Cell1/Branch6", "Cell5/Branch1"])
     state = algorithm.tell(state, spec, result)
-    settings = nac.settings_for({"worst_case": worst_case}, template_spec(16))
-    expected = nac.construct_amla(network, result.utilities, result.scalars, settings)
+    settings = NacOptions(worst_case=worst_case).settings(16)
+    expected = envelope.construct_amla(network, result.utilities, result.scalars, settings)
     assert json.loads(state["arch"]) == expected
     assert network_of(algorithm.ask(KEY, state)[0]) == expected
     record = json.loads(state["history"])[0]
@@ -92,9 +93,9 @@ def test_options_are_amlas_envelopenet_keys():
     algorithm = make("nac", layers_per_stage=[1, 1, 1], construction=[False, True, False])
     spec, _ = algorithm.ask(KEY, algorithm.init(KEY))
     assert layout.count_branches(network_of(spec)) == [6, 6, 6]
-    with pytest.raises(AlgorithmError, match="unknown keys \\['blocks'\\]"):
+    with pytest.raises(OptionsError, match="^algo.options.blocks: unknown for nac"):
         make("nac", blocks=["3x3"])
-    with pytest.raises(AlgorithmError, match="layers_per_stage"):
+    with pytest.raises(OptionsError, match="^algo.options.layers_per_stage: "):
         make("nac", layers_per_stage=[2, 2])
 
 
@@ -130,7 +131,7 @@ def test_random_defaults_are_the_counts_nac_reaches():
     # (A.7's worked check), one more layer per iteration until max_layers_per_stage.
     assert random_search.nac_counts(5, template_spec(16)) == ([7, 7, 2], [18, 18, 12])
     assert random_search.nac_counts(3, template_spec(16)) == ([5, 5, 2], [17, 17, 12])
-    settings = nac.settings_for({}, template_spec(16))
+    settings = NacOptions().settings(16)
     network = envelope.initial_envelopenet(settings)
     rng = np.random.default_rng(0)
     for _ in range(5):  # other statistics, same counts
@@ -193,9 +194,9 @@ def test_random_options(tmp_path):
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
     assert layout.count_branches(network) == [7]
     assert np.array_equal([len(c) for c in layout.stage_layout(network)], [2])
-    with pytest.raises(AlgorithmError, match="drop \\['layers_per_stage'\\]"):
+    with pytest.raises(OptionsError, match="^algo.options.match: .*drop \\['layers_per_stage'\\]"):
         make("random", match=str(path), layers_per_stage=[1])
-    with pytest.raises(AlgorithmError, match="give both"):
+    with pytest.raises(OptionsError, match="^algo.options.num_blocks_per_stage: give both"):
         make("random", layers_per_stage=[1])
-    with pytest.raises(AlgorithmError, match="unknown keys"):
+    with pytest.raises(OptionsError, match="^algo.options.max_filter_prune: unknown for random"):
         make("random", max_filter_prune=3)

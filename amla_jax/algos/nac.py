@@ -13,7 +13,6 @@ train. The best trained candidate by validation accuracy is kept too (`best_trai
 
 Synopsis::
 
-    from amla_jax.algos.nac import construct_amla, best_trained
     algorithm = get_algorithm("nac")(AlgoConfig("nac", iterations=5, options={}), template)
     state = algorithm.init(key)
     spec, state = algorithm.ask(key, state)      # the current EnvelopeNet
@@ -25,49 +24,15 @@ Synopsis::
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from amla_jax.algo_options import NAC_DEFAULTS
 from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
-from amla_jax.amla.envelope import (
-    EnvelopeSettings,
-    construct_amla,
-    initial_envelopenet,
-)
+from amla_jax.amla.envelope import construct_amla, initial_envelopenet
+from amla_jax.amla.options import NacOptions
 from amla_jax.config import AlgoConfig
 from amla_jax.selection import best_index
 from amla_jax.spec import MacroSpec, NetworkSpec
 
-__all__ = [
-    "DEFAULTS",
-    "best_trained",
-    "construct_amla",
-    "make_nac",
-    "make_nac_worst",
-    "settings_for",
-]
-
-DEFAULTS = NAC_DEFAULTS  # AMLA's construction settings (amla_jax.algo_options)
-
-
-def settings_for(options: dict[str, Any], template: NetworkSpec, **forced) -> EnvelopeSettings:
-    """`EnvelopeSettings` from ``algo.options`` over `DEFAULTS`, C_init from the template.
-
-    Raises:
-      AlgorithmError: an unknown option or an invalid value (the message names it).
-    """
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise AlgorithmError(
-            f"algo.options: unknown keys {unknown} for nac; valid: {', '.join(DEFAULTS)}"
-        )
-    try:
-        return EnvelopeSettings.from_dict(
-            {**DEFAULTS, **options, **forced}, stem_width=template.stem_width
-        )
-    except ValueError as exc:
-        raise AlgorithmError(f"algo.options: {exc}") from None
+__all__ = ["best_trained", "make_nac", "make_nac_worst"]
 
 
 def _network_spec(template: NetworkSpec, network: list) -> NetworkSpec:
@@ -85,7 +50,7 @@ def best_trained(state: State) -> tuple[int, dict] | None:
 
 
 def _make(name: str, cfg: AlgoConfig, template: NetworkSpec, **forced) -> Algorithm:
-    settings = settings_for(cfg.options, template, **forced)
+    settings = NacOptions.from_config(cfg.options).settings(template.stem_width, **forced)
     iterations = int(cfg.iterations)
     if iterations < 0:
         raise AlgorithmError(f"algo.iterations: must be >= 0, got {iterations}")
@@ -135,7 +100,7 @@ def _make(name: str, cfg: AlgoConfig, template: NetworkSpec, **forced) -> Algori
 
 @register("nac")
 def make_nac(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
-    """NAC construction; ``cfg.options`` holds AMLA's ``envelopenet`` keys (see `DEFAULTS`),
+    """NAC construction; ``cfg.options`` holds AMLA's ``envelopenet`` keys (`NacOptions`),
     ``cfg.iterations`` the number of networks trained (AMLA's ``iterations``)."""
     return _make("nac", cfg, template)
 
