@@ -1,7 +1,5 @@
 """Tests for the NAC algorithms (nac, nac_worst) and the random baseline."""
 
-import json
-
 import jax
 import numpy as np
 import pytest
@@ -59,9 +57,9 @@ def test_tell_is_construct_amla(name, worst_case):
     state = algorithm.tell(state, spec, result)
     settings = NacOptions(worst_case=worst_case).settings(16)
     expected = envelope.construct_amla(network, result.utilities, result.scalars, settings)
-    assert json.loads(state["arch"]) == expected
+    assert state.network == expected
     assert network_of(algorithm.ask(KEY, state)[0]) == expected
-    record = json.loads(state["history"])[0]
+    record = state.records[0]
     assert record["arch"] == network
     assert record["utilities"] == result.utilities
     assert record["scalars"] == {
@@ -76,7 +74,7 @@ def test_worst_case_prunes_the_most_useful_branches():
     grown = {}
     for algorithm in (best_first, worst_first):
         state = algorithm.tell(algorithm.init(KEY), spec, result)
-        grown[algorithm.name] = json.loads(state["arch"])
+        grown[algorithm.name] = state.network
     # Stage 0 (cells 1, 2; 12 branches, k = 4): utilities rise in branch order, so nac
     # prunes four branches of cell 1 and nac_worst four of cell 2.
     assert sorted(grown["nac"][0]["filters"]) == ["Branch5", "Branch6"]
@@ -86,7 +84,7 @@ def test_worst_case_prunes_the_most_useful_branches():
     # The option is forced: nac_worst ignores worst_case=false.
     forced = make("nac_worst", worst_case=False)
     state = forced.tell(forced.init(KEY), spec, result)
-    assert json.loads(state["arch"]) == grown["nac_worst"]
+    assert state.network == grown["nac_worst"]
 
 
 def test_options_are_amlas_envelopenet_keys():
@@ -109,20 +107,20 @@ def test_best_is_the_untrained_constructed_network_and_best_trained_is_kept():
         result.metrics["validation/accuracy"] = accuracy
         state = algorithm.tell(state, spec, result)
     assert algorithm.done(state)
-    history = json.loads(state["history"])
+    history = state.records
     assert [r["iteration"] for r in history] == [0, 1, 2]
     best = network_of(algorithm.best(state))
-    assert best == json.loads(state["arch"])  # arch_3: constructed, never trained
+    assert best == state.network  # arch_3: constructed, never trained
     assert best not in [r["arch"] for r in history]
     index, record = nac.best_trained(state)
-    assert index == state["best_index"] == 1 and record["selection"] == 0.9
+    assert index == state.best_index == 1 and record["selection"] == 0.9
 
 
 def test_zero_iterations_returns_the_initial_network():
     algorithm = make("nac", iterations=0)
     state = algorithm.init(KEY)
     assert algorithm.done(state)
-    assert network_of(algorithm.best(state)) == json.loads(state["arch"])
+    assert network_of(algorithm.best(state)) == state.network
     assert nac.best_trained(state) is None
 
 

@@ -25,11 +25,12 @@ Synopsis::
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from amla_jax.algos.base import Algorithm, AlgorithmError, State, register, selection_metric
+from amla_jax.algos.base import Algorithm, AlgorithmError
 from amla_jax.amla.envelope import construct_amla, initial_envelopenet
 from amla_jax.amla.layout import SettingsError, branch_names, count_branches, stage_layout
 from amla_jax.amla.options import NacOptions, OptionsError, RandomOptions, options_error
@@ -39,9 +40,33 @@ from amla_jax.amla.random_networks import (
     random_network,
 )
 from amla_jax.config import AlgoConfig
+from amla_jax.selection import best_index, selection_metric
 from amla_jax.spec import MacroSpec, NetworkSpec, SpecError, load_spec
 
-__all__ = ["key_to_seed", "make_random", "nac_counts", "settings_for"]
+__all__ = ["RandomState", "key_to_seed", "make_random", "nac_counts", "settings_for"]
+
+
+class RandomState(NamedTuple):
+    """The random search's state; the history is JSON text (fixed pytree structure).
+
+    Attributes:
+      iteration: networks trained so far.
+      history: one record per trained network (``iteration``, ``spec``, ``metrics``,
+        ``num_params``, ``selection``), as a JSON list.
+      best_index: the record with the best selection metric, -1 before the first.
+    """
+
+    iteration: int
+    history: str
+    best_index: int
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The history records, oldest first."""
+        return json.loads(self.history)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self._asdict(), "history": self.records}
 
 
 def nac_counts(iterations: int, template: NetworkSpec) -> tuple[list[int], list[int]]:
@@ -108,44 +133,41 @@ def key_to_seed(key) -> list[int]:
     return [int(b) for b in np.asarray(bits)]
 
 
-@register("random")
 def make_random(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
     """AMLA's random baseline; ``cfg.iterations`` random networks are trained."""
     iterations = int(cfg.iterations)
     settings = settings_for(RandomOptions.from_config(cfg.options), template, iterations)
 
-    def init(key) -> State:
+    def init(key) -> RandomState:
         del key
-        return {"iteration": 0, "history": "[]", "best_index": -1}
+        return RandomState(0, "[]", -1)
 
-    def ask(key, state: State) -> tuple[NetworkSpec, State]:
+    def ask(key, state: RandomState) -> tuple[NetworkSpec, RandomState]:
         network = random_network(key_to_seed(key), settings)
         body = MacroSpec.from_json({"type": "macro", "network": network})
         return template.replace_body(body), state
 
-    def tell(state: State, spec: NetworkSpec, result) -> State:
+    def tell(state: RandomState, spec: NetworkSpec, result) -> RandomState:
         record = {
-            "iteration": state["iteration"],
+            "iteration": state.iteration,
             "spec": spec.to_json(),
             "metrics": {k: float(v) for k, v in result.metrics.items()},
             "num_params": int(result.num_params),
             "selection": selection_metric(result.metrics),
         }
-        history = [*json.loads(state["history"]), record]
-        best_index = max(range(len(history)), key=lambda i: (history[i]["selection"], -i))
-        return {
-            "iteration": state["iteration"] + 1,
-            "history": json.dumps(history),
-            "best_index": best_index,
-        }
+        history = [*state.records, record]
+        return RandomState(
+            iteration=state.iteration + 1,
+            history=json.dumps(history),
+            best_index=best_index([r["selection"] for r in history]),
+        )
 
-    def done(state: State) -> bool:
-        return state["iteration"] >= iterations
+    def done(state: RandomState) -> bool:
+        return state.iteration >= iterations
 
-    def best(state: State) -> NetworkSpec:
-        if state["best_index"] < 0:
+    def best(state: RandomState) -> NetworkSpec:
+        if state.best_index < 0:
             raise AlgorithmError("random: no network has been evaluated yet")
-        record = json.loads(state["history"])[state["best_index"]]
-        return NetworkSpec.from_json(record["spec"])
+        return NetworkSpec.from_json(state.records[state.best_index]["spec"])
 
     return Algorithm("random", init, ask, tell, done, best)
