@@ -53,11 +53,14 @@ def precheck(argv: list[str]) -> None:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from amla_jax.algos.base import AlgorithmError  # noqa: PLC0415
     from amla_jax.data import DataError  # noqa: PLC0415
+    from amla_jax.errors import UserError  # noqa: PLC0415
     from amla_jax.optim import ConfigError  # noqa: PLC0415
     from amla_jax.runner import ConfigValueError  # noqa: PLC0415
     from amla_jax.spec import SpecError  # noqa: PLC0415
 
-    return (AlgorithmError, DataError, ConfigError, ConfigValueError, SpecError)
+    # UserError: the algorithm options' OptionsError and AMLA's SettingsError derive only
+    # from it.
+    return (UserError, AlgorithmError, DataError, ConfigError, ConfigValueError, SpecError)
 
 
 def _task(cfg) -> None:

@@ -34,7 +34,7 @@ import jax
 from rich.console import Console
 from rich.table import Table
 
-from amla_jax.algos.base import Algorithm
+from amla_jax.algos.base import Algorithm, State, state_from_tree, state_to_tree
 from amla_jax.amla import save_spec
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.rundir import (
@@ -197,17 +197,17 @@ def _checkpoint_manager(directory: Path):
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
-def save_search_state(manager, completed: int, algorithm: str, state: dict) -> None:
+def save_search_state(manager, completed: int, algorithm: str, state: State) -> None:
     """Checkpoints ``state`` as step ``completed`` (Orbax writes it atomically)."""
     import orbax.checkpoint as ocp  # noqa: PLC0415
 
-    tree = {"algorithm": algorithm, "completed": completed, "state": state}
+    tree = {"algorithm": algorithm, "completed": completed, "state": state_to_tree(state)}
     manager.save(completed, args=ocp.args.PyTreeSave(tree), force=True)
     manager.wait_until_finished()
 
 
-def restore_search_state(manager, step: int, algorithm: str) -> dict:
-    """The algorithm state checkpointed at ``step``, leaf types as saved."""
+def restore_search_state(manager, step: int, algorithm: str, like: State) -> State:
+    """The algorithm state checkpointed at ``step``, typed as ``like`` (a fresh ``init``)."""
     import orbax.checkpoint as ocp  # noqa: PLC0415
 
     tree = manager.restore(step, args=ocp.args.PyTreeRestore())
@@ -216,7 +216,7 @@ def restore_search_state(manager, step: int, algorithm: str) -> dict:
             f"run_dir: holds a {tree['algorithm']!r} search, not {algorithm!r}; "
             "use a new run directory"
         )
-    return tree["state"]
+    return state_from_tree(like, tree["state"])
 
 
 def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
@@ -294,10 +294,9 @@ def run_search(
         _StopOnSignal() as stop,
     ):
         step = manager.latest_step()
-        if step is None:
-            state, completed = algorithm.init(init_key), 0
-        else:
-            state, completed = restore_search_state(manager, step, algorithm.name), step
+        state, completed = algorithm.init(init_key), 0
+        if step is not None:
+            state, completed = restore_search_state(manager, step, algorithm.name, state), step
         rows = sync_candidates(run_dir / CANDIDATES, completed)
         stop.completed = completed
         if step is not None and algorithm.done(state):

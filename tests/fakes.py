@@ -8,7 +8,7 @@ import hashlib
 import jax
 import numpy as np
 
-from amla_jax.algos import envelope as env
+from amla_jax.amla import layout as env
 from amla_jax.spec import MacroSpec, NetworkSpec
 
 CELL = {

@@ -1,4 +1,5 @@
-"""Tests for amla_jax.algos.envelope: NAC construction (spec A.5, A.7, A.12) and baselines."""
+"""Tests for amla_jax.amla (envelope, layout, random_networks): NAC construction (spec A.5,
+A.7, A.12) over AMLA's network lists, and the random baselines."""
 
 import copy
 import json
@@ -7,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from amla_jax.algos import envelope as env
+from amla_jax.amla import envelope as env
+from amla_jax.amla import layout
+from amla_jax.amla import random_networks as rnd
 
 CELL = {
     "Branch1": "1x1",
@@ -44,14 +47,14 @@ def layer(filters, outputs, inputs=None):
 
 def utilities_for(arch, low=None):
     """Distinct utilities >= 1 for every branch, except the given low ones."""
-    names = env.branch_names(arch)
+    names = layout.branch_names(arch)
     values = {name: 1.0 + i / 100 for i, name in enumerate(names)}
     return {**values, **(low or {})}
 
 
 def random_stats(arch, rng):
     """Random utilities for every branch and random scalars for every listed skip edge."""
-    utilities = {name: float(rng.random()) for name in env.branch_names(arch)}
+    utilities = {name: float(rng.random()) for name in layout.branch_names(arch)}
     scalars = {
         cell: {src: float(rng.normal(0.5, 0.1)) for src in entry["inputs"]}
         for cell, entry in enumerate(arch, start=1)
@@ -152,12 +155,12 @@ def test_settings_require_stem_width():
 
 def test_initial_envelopenet_matches_worked_example():
     assert env.initial_envelopenet(SETTINGS) == ITER0
-    assert env.stage_layout(ITER0) == [[1, 2], [4, 5], [7, 8]]
-    assert env.count_branches(ITER0) == [12, 12, 12]
-    assert env.branch_names(ITER0)[:7] == [f"Cell1/Branch{j}" for j in range(1, 7)] + [
+    assert layout.stage_layout(ITER0) == [[1, 2], [4, 5], [7, 8]]
+    assert layout.count_branches(ITER0) == [12, 12, 12]
+    assert layout.branch_names(ITER0)[:7] == [f"Cell1/Branch{j}" for j in range(1, 7)] + [
         "Cell2/Branch1"
     ]
-    assert len(env.branch_names(ITER0)) == 36
+    assert len(layout.branch_names(ITER0)) == 36
 
 
 def test_initial_envelopenet_without_skip_and_with_parameter_limits():
@@ -239,13 +242,13 @@ def test_worked_check_five_iterations():
     rng = np.random.default_rng(0)
     arch, history = env.initial_envelopenet(SETTINGS), []
     for _ in range(5):
-        history.append(env.count_branches(arch))
+        history.append(layout.count_branches(arch))
         arch = env.construct_amla(arch, *random_stats(arch, rng), SETTINGS)
-    history.append(env.count_branches(arch))
+    history.append(layout.count_branches(arch))
     assert [counts[0] for counts in history] == [12, 14, 16, 17, 18, 18]
     assert [counts[1] for counts in history] == [12, 14, 16, 17, 18, 18]
     assert [counts[2] for counts in history] == [12] * 6
-    assert [len(cells) for cells in env.stage_layout(arch)] == [7, 7, 2]
+    assert [len(cells) for cells in layout.stage_layout(arch)] == [7, 7, 2]
     assert [e["outputs"] for e in arch if "filters" in e] == [64] * 7 + [128] * 7 + [256] * 2
     # The skip-list lengths depend on structure only; they match AMLA's final network.
     assert [len(e["inputs"]) if "inputs" in e else None for e in arch] == FINAL_INPUT_LENGTHS
@@ -268,7 +271,7 @@ def test_final_config_input_lengths_reference():
 def test_stage_at_max_grows_and_over_max_is_copied():
     at_max = settings_with(max_layers_per_stage=[2, 1, 2], construction=[True, True, True])
     out = env.construct_amla(ITER0, utilities_for(ITER0), ITER0_SCALARS, at_max)
-    assert [len(cells) for cells in env.stage_layout(out)] == [3, 2, 3]
+    assert [len(cells) for cells in layout.stage_layout(out)] == [3, 2, 3]
     assert out[4:6] == [layer(CELL, 128, [2, 3]), layer(CELL, 128, [4, 1, 3])]
 
 
@@ -282,7 +285,7 @@ def test_construction_false_copies_every_stage():
 
 
 def test_ties_keep_layer_then_branch_order():
-    ties = {name: 0.5 for name in env.branch_names(ITER0)}
+    ties = {name: 0.5 for name in layout.branch_names(ITER0)}
     expected = [
         [f"Cell1/Branch{j}" for j in (1, 2, 3, 4)],
         [f"Cell4/Branch{j}" for j in (1, 2, 3, 4)],
@@ -335,7 +338,7 @@ def test_bad_arch_raises():
     with pytest.raises(ValueError, match="stages"):
         env.construct_amla(ITER0[:5], ITER0_UTILITIES, {}, SETTINGS)
     with pytest.raises(ValueError, match="cell 2"):
-        env.stage_layout([layer(CELL, 64), {"outputs": 3}])
+        layout.stage_layout([layer(CELL, 64), {"outputs": 3}])
     with pytest.raises(ValueError, match="skip source 9"):
         env.construct_amla(ITER0, ITER0_UTILITIES, {4: {9: 1.0}}, SETTINGS)
 
@@ -353,7 +356,7 @@ def test_without_skip_new_layers_have_no_inputs():
     arch = env.initial_envelopenet(settings)
     out = env.construct_amla(arch, utilities_for(arch), {}, settings)
     assert all("inputs" not in entry for entry in out)
-    assert [len(cells) for cells in env.stage_layout(out)] == [3, 3, 2]
+    assert [len(cells) for cells in layout.stage_layout(out)] == [3, 3, 2]
 
 
 def test_inputs_are_never_mutated():
@@ -364,7 +367,7 @@ def test_inputs_are_never_mutated():
     out["network"][1]["filters"]["Branch9"] = "9x9"
     out["network"][4]["inputs"].append(99)
     env.construct_amla(ITER1, utilities_for(ITER1), {}, SETTINGS)
-    env.matched_random_settings(ITER1, ["3x3"])
+    rnd.matched_random_settings(ITER1, ["3x3"])
     assert (arch, utilities, scalars, ITER1) == before
     first = env.initial_envelopenet(SETTINGS)
     first[0]["filters"]["Branch1"] = "changed"
@@ -373,22 +376,22 @@ def test_inputs_are_never_mutated():
 
 def test_stage_widths_parameter_limits():
     settings = settings_with(parameter_limits=[True, True, False])
-    katib = [env.stage_widths(settings, s, 3) for s in range(2)]
+    katib = [layout.stage_widths(settings, s, 3) for s in range(2)]
     assert katib == [[26, 26, 64], [53, 53, 128]]
     katib_stage2 = settings_with(parameter_limits=[True] * 3)
-    assert env.stage_widths(katib_stage2, 2, 3) == [106, 106, 256]
-    assert env.stage_widths(settings, 2, 3) == [256, 256, 256]
-    assert env.stage_widths(settings, 0, 7) == [18] * 6 + [64]  # int(64 / 5 * (sqrt 6 - 1))
-    assert env.stage_widths(settings, 0, 1) == [64]
-    assert env.stage_widths(settings, 0, 0) == []
+    assert layout.stage_widths(katib_stage2, 2, 3) == [106, 106, 256]
+    assert layout.stage_widths(settings, 2, 3) == [256, 256, 256]
+    assert layout.stage_widths(settings, 0, 7) == [18] * 6 + [64]  # int(64 / 5 * (sqrt 6 - 1))
+    assert layout.stage_widths(settings, 0, 1) == [64]
+    assert layout.stage_widths(settings, 0, 0) == []
     with pytest.raises(ValueError, match="stage"):
-        env.stage_widths(settings, 3, 2)
+        layout.stage_widths(settings, 3, 2)
 
 
 def test_stage_widths_two_layer_guard_is_the_formula_limit():
     settings = settings_with(parameter_limits=[True] * 3)
-    assert env.stage_widths(settings, 0, 2) == [32, 64]
-    assert env.stage_widths(settings, 1, 2) == [64, 128]
+    assert layout.stage_widths(settings, 0, 2) == [32, 64]
+    assert layout.stage_widths(settings, 1, 2) == [64, 128]
     near = 2 + 1e-9  # the formula's limit as N -> 2 is W / 2
     assert math.isclose(64 / (near - 2) * (math.sqrt(near - 1) - 1), 32, rel_tol=1e-6)
 
@@ -404,13 +407,13 @@ RANDOM = {
 
 
 def test_random_network_is_deterministic_and_counts_match():
-    settings = env.RandomSettings.from_dict(RANDOM, stem_width=128)
-    net = env.random_network(3, settings)
-    assert net == env.random_network(3, settings)
-    assert net != env.random_network(4, settings)
-    assert net == env.random_network(np.array([3]), settings)
-    assert [len(cells) for cells in env.stage_layout(net)] == [15, 6, 4, 4]
-    assert env.count_branches(net) == [60, 17, 15, 15]
+    settings = rnd.RandomSettings.from_dict(RANDOM, stem_width=128)
+    net = rnd.random_network(3, settings)
+    assert net == rnd.random_network(3, settings)
+    assert net != rnd.random_network(4, settings)
+    assert net == rnd.random_network(np.array([3]), settings)
+    assert [len(cells) for cells in layout.stage_layout(net)] == [15, 6, 4, 4]
+    assert layout.count_branches(net) == [60, 17, 15, 15]
     assert [e["outputs"] for e in net if "filters" in e] == [128] * 15 + [256] * 6 + [512] * 4 + [
         1024
     ] * 4
@@ -422,30 +425,30 @@ def test_random_network_is_deterministic_and_counts_match():
             assert set(entry["filters"].values()) <= set(RANDOM["blocks"])
             assert "inputs" not in entry
     assert json.loads(json.dumps(net)) == net
-    assert env.RandomSettings.from_dict(settings.to_dict()) == settings
+    assert rnd.RandomSettings.from_dict(settings.to_dict()) == settings
 
 
 def test_random_network_allows_duplicates_and_skips():
-    settings = env.RandomSettings.from_dict(
+    settings = rnd.RandomSettings.from_dict(
         {**RANDOM, "stages": 1, "layers_per_stage": [1], "num_blocks_per_stage": [4],
          "blocks": ["3x3"], "parameter_limits": [True], "skip": True},
         stem_width=64,
     )  # fmt: skip
-    assert env.random_network(0, settings) == [
+    assert rnd.random_network(0, settings) == [
         layer({f"Branch{j}": "3x3" for j in (1, 2, 3, 4)}, 64, [])
     ]
 
 
 def test_matched_random_settings():
-    settings = env.matched_random_settings(ITER1, ["3x3", "5x5"], skip=True)
+    settings = rnd.matched_random_settings(ITER1, ["3x3", "5x5"], skip=True)
     assert settings.layers_per_stage == (3, 3, 2)
     assert settings.num_blocks_per_stage == (14, 14, 12)
     assert settings.stem_width == 64 and settings.parameter_limits == (False,) * 3
-    net = env.random_network(7, settings)
-    assert env.count_branches(net) == env.count_branches(ITER1)
+    net = rnd.random_network(7, settings)
+    assert layout.count_branches(net) == layout.count_branches(ITER1)
     assert [e.get("inputs") for e in net][:5] == [[], [], [1], None, [3, 2, 1]]
     with pytest.raises(ValueError, match="num_blocks_per_stage"):
-        env.RandomSettings.from_dict(
+        rnd.RandomSettings.from_dict(
             {**RANDOM, "num_blocks_per_stage": [1, 17, 15, 15]}, stem_width=8
         )
 
@@ -464,21 +467,21 @@ def test_scalar_ties_keep_inputs_order_and_all_lists_become_explicit():
 
 
 def test_invalid_seeds_and_layouts_raise():
-    settings = env.RandomSettings.from_dict(RANDOM, stem_width=8)
+    settings = rnd.RandomSettings.from_dict(RANDOM, stem_width=8)
     with pytest.raises(TypeError, match="key_or_seed"):
-        env.random_network(1.5, settings)
+        rnd.random_network(1.5, settings)
     with pytest.raises(ValueError, match="every stage"):
-        env.stage_layout([W, layer(CELL, 64)])
+        layout.stage_layout([W, layer(CELL, 64)])
     with pytest.raises(ValueError, match="stem_width"):
-        env.matched_random_settings([{"filters": CELL}], ["3x3"])
+        rnd.matched_random_settings([{"filters": CELL}], ["3x3"])
     with pytest.raises(ValueError, match="NaN"):
         env.construct_amla(ITER0, {**ITER0_UTILITIES, "Cell1/Branch1": math.nan}, {}, SETTINGS)
 
 
 def test_random_network_draw_order_and_spread():
     """v0.1's order: one seed block per layer (all stages), then (layer, block) per extra."""
-    settings = env.RandomSettings.from_dict(RANDOM, stem_width=8)
-    net = env.random_network(11, settings)
+    settings = rnd.RandomSettings.from_dict(RANDOM, stem_width=8)
+    net = rnd.random_network(11, settings)
     rng, blocks = np.random.default_rng(11), RANDOM["blocks"]
     ops = [[[blocks[rng.integers(6)]] for _ in range(n)] for n in RANDOM["layers_per_stage"]]
     for layers, total in zip(ops, RANDOM["num_blocks_per_stage"], strict=True):

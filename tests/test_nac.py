@@ -1,14 +1,13 @@
 """Tests for the NAC algorithms (nac, nac_worst) and the random baseline."""
 
-import json
-
 import jax
 import numpy as np
 import pytest
 from fakes import CELL, FakeResult, fake_evaluate, template_spec
 
-from amla_jax.algos import AlgorithmError, envelope, get_algorithm, nac, random_search
-from amla_jax.amla import save_spec
+from amla_jax.algos import get_algorithm, nac, random_search
+from amla_jax.amla import envelope, layout, save_spec
+from amla_jax.amla.options import NacOptions, OptionsError
 from amla_jax.config import AlgoConfig
 from amla_jax.spec import MacroSpec
 
@@ -27,7 +26,7 @@ def network_of(spec):
 def hand_made(network, worst=()):
     """Utilities ranked by branch order, with ``worst`` branches lowest; scalars rising
     with the source cellnumber."""
-    names = envelope.branch_names(network)
+    names = layout.branch_names(network)
     utilities = {n: 1.0 + i for i, n in enumerate(names)}
     utilities.update({n: 0.1 * i for i, n in enumerate(worst)})
     scalars = {
@@ -42,7 +41,7 @@ def hand_made(network, worst=()):
 def test_initial_network_is_amlas_envelopenet():
     algorithm = make("nac")
     spec, _ = algorithm.ask(KEY, algorithm.init(KEY))
-    settings = nac.settings_for({}, template_spec(16))
+    settings = NacOptions().settings(template_spec(16).stem_width)
     assert settings.stem_width == 16
     assert network_of(spec) == envelope.initial_envelopenet(settings)
     assert spec.stem == template_spec(16).stem and spec.head == template_spec(16).head
@@ -56,11 +55,11 @@ def test_tell_is_construct_amla(name, worst_case):
     network = network_of(spec)
     result = hand_made(network, worst=["Cell2/Branch3", "Cell1/Branch6", "Cell5/Branch1"])
     state = algorithm.tell(state, spec, result)
-    settings = nac.settings_for({"worst_case": worst_case}, template_spec(16))
-    expected = nac.construct_amla(network, result.utilities, result.scalars, settings)
-    assert json.loads(state["arch"]) == expected
+    settings = NacOptions(worst_case=worst_case).settings(16)
+    expected = envelope.construct_amla(network, result.utilities, result.scalars, settings)
+    assert state.network == expected
     assert network_of(algorithm.ask(KEY, state)[0]) == expected
-    record = json.loads(state["history"])[0]
+    record = state.records[0]
     assert record["arch"] == network
     assert record["utilities"] == result.utilities
     assert record["scalars"] == {
@@ -75,7 +74,7 @@ def test_worst_case_prunes_the_most_useful_branches():
     grown = {}
     for algorithm in (best_first, worst_first):
         state = algorithm.tell(algorithm.init(KEY), spec, result)
-        grown[algorithm.name] = json.loads(state["arch"])
+        grown[algorithm.name] = state.network
     # Stage 0 (cells 1, 2; 12 branches, k = 4): utilities rise in branch order, so nac
     # prunes four branches of cell 1 and nac_worst four of cell 2.
     assert sorted(grown["nac"][0]["filters"]) == ["Branch5", "Branch6"]
@@ -85,16 +84,16 @@ def test_worst_case_prunes_the_most_useful_branches():
     # The option is forced: nac_worst ignores worst_case=false.
     forced = make("nac_worst", worst_case=False)
     state = forced.tell(forced.init(KEY), spec, result)
-    assert json.loads(state["arch"]) == grown["nac_worst"]
+    assert state.network == grown["nac_worst"]
 
 
 def test_options_are_amlas_envelopenet_keys():
     algorithm = make("nac", layers_per_stage=[1, 1, 1], construction=[False, True, False])
     spec, _ = algorithm.ask(KEY, algorithm.init(KEY))
-    assert envelope.count_branches(network_of(spec)) == [6, 6, 6]
-    with pytest.raises(AlgorithmError, match="unknown keys \\['blocks'\\]"):
+    assert layout.count_branches(network_of(spec)) == [6, 6, 6]
+    with pytest.raises(OptionsError, match="^algo.options.blocks: unknown for nac"):
         make("nac", blocks=["3x3"])
-    with pytest.raises(AlgorithmError, match="layers_per_stage"):
+    with pytest.raises(OptionsError, match="^algo.options.layers_per_stage: "):
         make("nac", layers_per_stage=[2, 2])
 
 
@@ -108,20 +107,20 @@ def test_best_is_the_untrained_constructed_network_and_best_trained_is_kept():
         result.metrics["validation/accuracy"] = accuracy
         state = algorithm.tell(state, spec, result)
     assert algorithm.done(state)
-    history = json.loads(state["history"])
+    history = state.records
     assert [r["iteration"] for r in history] == [0, 1, 2]
     best = network_of(algorithm.best(state))
-    assert best == json.loads(state["arch"])  # arch_3: constructed, never trained
+    assert best == state.network  # arch_3: constructed, never trained
     assert best not in [r["arch"] for r in history]
     index, record = nac.best_trained(state)
-    assert index == state["best_index"] == 1 and record["selection"] == 0.9
+    assert index == state.best_index == 1 and record["selection"] == 0.9
 
 
 def test_zero_iterations_returns_the_initial_network():
     algorithm = make("nac", iterations=0)
     state = algorithm.init(KEY)
     assert algorithm.done(state)
-    assert network_of(algorithm.best(state)) == json.loads(state["arch"])
+    assert network_of(algorithm.best(state)) == state.network
     assert nac.best_trained(state) is None
 
 
@@ -130,17 +129,17 @@ def test_random_defaults_are_the_counts_nac_reaches():
     # (A.7's worked check), one more layer per iteration until max_layers_per_stage.
     assert random_search.nac_counts(5, template_spec(16)) == ([7, 7, 2], [18, 18, 12])
     assert random_search.nac_counts(3, template_spec(16)) == ([5, 5, 2], [17, 17, 12])
-    settings = nac.settings_for({}, template_spec(16))
+    settings = NacOptions().settings(16)
     network = envelope.initial_envelopenet(settings)
     rng = np.random.default_rng(0)
     for _ in range(5):  # other statistics, same counts
-        utilities = {n: float(rng.random()) for n in envelope.branch_names(network)}
+        utilities = {n: float(rng.random()) for n in layout.branch_names(network)}
         network = envelope.construct_amla(network, utilities, {}, settings)
-    assert [len(c) for c in envelope.stage_layout(network)] == [7, 7, 2]
-    assert envelope.count_branches(network) == [18, 18, 12]
+    assert [len(c) for c in layout.stage_layout(network)] == [7, 7, 2]
+    assert layout.count_branches(network) == [18, 18, 12]
     algorithm = make("random", iterations=3)
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [17, 17, 12]
+    assert layout.count_branches(network) == [17, 17, 12]
 
 
 def test_random_draws_a_fresh_network_per_key():
@@ -149,8 +148,8 @@ def test_random_draws_a_fresh_network_per_key():
     networks = [network_of(algorithm.ask(jax.random.key(i), state)[0]) for i in range(3)]
     assert networks[0] != networks[1] != networks[2]
     for network in networks:
-        assert [len(c) for c in envelope.stage_layout(network)] == [7, 7, 2]
-        assert envelope.count_branches(network) == [18, 18, 12]
+        assert [len(c) for c in layout.stage_layout(network)] == [7, 7, 2]
+        assert layout.count_branches(network) == [18, 18, 12]
         ops = {op for entry in network for op in entry.get("filters", {}).values()}
         assert ops <= set(CELL.values())
         assert network[2]["inputs"] == [1]  # dense skips, as the EnvelopeNet's
@@ -179,7 +178,7 @@ def test_random_options(tmp_path):
         "random", layers_per_stage=[2, 1], num_blocks_per_stage=[3, 2], blocks=["3x3"], skip=False
     )
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [3, 2]
+    assert layout.count_branches(network) == [3, 2]
     assert all("inputs" not in e for e in network)
     assert [e["outputs"] for e in network if "filters" in e] == [16, 16, 32]
     # match: counts from a constructed network's spec file (ours or AMLA's format).
@@ -191,11 +190,11 @@ def test_random_options(tmp_path):
     save_spec(template_spec(16).replace_body(MacroSpec.from_json({"network": constructed})), path)
     algorithm = make("random", match=str(path))
     network = network_of(algorithm.ask(KEY, algorithm.init(KEY))[0])
-    assert envelope.count_branches(network) == [7]
-    assert np.array_equal([len(c) for c in envelope.stage_layout(network)], [2])
-    with pytest.raises(AlgorithmError, match="drop \\['layers_per_stage'\\]"):
+    assert layout.count_branches(network) == [7]
+    assert np.array_equal([len(c) for c in layout.stage_layout(network)], [2])
+    with pytest.raises(OptionsError, match="^algo.options.match: .*drop \\['layers_per_stage'\\]"):
         make("random", match=str(path), layers_per_stage=[1])
-    with pytest.raises(AlgorithmError, match="give both"):
+    with pytest.raises(OptionsError, match="^algo.options.num_blocks_per_stage: give both"):
         make("random", layers_per_stage=[1])
-    with pytest.raises(AlgorithmError, match="unknown keys"):
+    with pytest.raises(OptionsError, match="^algo.options.max_filter_prune: unknown for random"):
         make("random", max_filter_prune=3)

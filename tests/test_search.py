@@ -12,8 +12,8 @@ import jax
 import pytest
 from fakes import fake_evaluate, template_spec
 
-from amla_jax.algos import envelope, get_algorithm
-from amla_jax.amla import load_spec
+from amla_jax.algos import get_algorithm
+from amla_jax.amla import layout, load_spec
 from amla_jax.config import AlgoConfig
 from amla_jax.rundir import read_candidates
 from amla_jax.search import SearchInterrupted, run_search
@@ -179,7 +179,7 @@ def test_make_evaluator_trains_a_candidate(tmp_path):
     rows = outcome.rows
     assert rows[0]["flops"] > 0 and rows[0]["num_params"] > 0
     assert set(rows[0]["utilities"]) == {f"Cell{c}/Branch{b}" for c in (1, 3) for b in (1, 2, 3)}
-    assert set(rows[1]["utilities"]) == set(envelope.branch_names(rows[1]["spec"]["arch"]))
+    assert set(rows[1]["utilities"]) == set(layout.branch_names(rows[1]["spec"]["arch"]))
     assert rows[1]["scalars"] and rows[1]["metrics"]["test/accuracy"] >= 0
     assert (tmp_path / "checkpoints" / "candidate_1").exists()
     assert evaluate.count_params(outcome.best_spec) > 0

@@ -8,8 +8,8 @@ import json
 import pytest
 from conftest import TINY_NETWORK, amla_config_paths
 
-from amla_jax.algos.envelope import EnvelopeSettings, initial_envelopenet
 from amla_jax.amla import load_spec, save_spec, spec_from_json, to_amla
+from amla_jax.amla.envelope import EnvelopeSettings, initial_envelopenet
 from amla_jax.spec import NetworkSpec, SpecError
 
 

@@ -22,10 +22,7 @@ import pytest
 from conftest import AMLA_CONFIGS, ROOT, TINY_NETWORK, amla_config_paths
 from test_search import TINY
 
-from amla_jax.compose import compose_config
-from amla_jax.rundir import read_candidates
-from amla_jax.tasks import Scheduler, procs
-from amla_jax.tasks.amla_config import (
+from amla_jax.amla.task_config import (
     AmlaConfigError,
     AmlaConfigWarning,
     hydra_value,
@@ -33,6 +30,9 @@ from amla_jax.tasks.amla_config import (
     override_key,
     overrides_from_amla,
 )
+from amla_jax.compose import compose_config
+from amla_jax.rundir import read_candidates
+from amla_jax.tasks import Scheduler, procs
 from amla_jax.tasks.cli import main
 from amla_jax.tasks.lifecycle import classify_exit, refresh
 from amla_jax.tasks.store import FAILED, RUNNING, STOPPED, Task, TaskStore

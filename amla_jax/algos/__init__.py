@@ -1,27 +1,39 @@
-"""Search algorithms: importing this package fills the `ALGORITHMS` registry.
+"""Search algorithms, and `ALGORITHMS`: the registry of their factories, a plain dict.
 
 Synopsis::
 
     from amla_jax.algos import ALGORITHMS, get_algorithm
     sorted(ALGORITHMS)                       # ['fixed', 'nac', 'nac_worst', 'random']
     algorithm = get_algorithm("nac")(algo_cfg, template_spec)
+
+To add an algorithm, write its factory ``make_<name>(cfg, template) -> Algorithm`` in its
+own module (see `amla_jax.algos.base` for the contract) and add it below.
 """
 
-from amla_jax.algos import nac, random_search  # noqa: F401 (registers the algorithms)
-from amla_jax.algos.base import (
-    ALGORITHMS,
-    Algorithm,
-    AlgorithmError,
-    get_algorithm,
-    register,
-    selection_metric,
-)
+from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
+from amla_jax.algos.fixed import make_fixed
+from amla_jax.algos.nac import make_nac, make_nac_worst
+from amla_jax.algos.random_search import make_random
 
-__all__ = [
-    "ALGORITHMS",
-    "Algorithm",
-    "AlgorithmError",
-    "get_algorithm",
-    "register",
-    "selection_metric",
-]
+ALGORITHMS: dict[str, AlgorithmFactory] = {
+    "fixed": make_fixed,
+    "nac": make_nac,
+    "nac_worst": make_nac_worst,
+    "random": make_random,
+}
+
+
+def get_algorithm(name: str) -> AlgorithmFactory:
+    """The factory registered as ``name``.
+
+    Raises:
+      AlgorithmError: ``name`` is not registered; the message lists the valid names.
+    """
+    if name not in ALGORITHMS:
+        raise AlgorithmError(
+            f"algo: unknown algorithm {name!r}; valid: {', '.join(sorted(ALGORITHMS))}"
+        )
+    return ALGORITHMS[name]
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmError", "get_algorithm"]

@@ -1,6 +1,7 @@
-"""The search-algorithm interface: a bundle of pure functions over immutable state.
+"""The search-algorithm interface: a bundle of pure functions over immutable, typed state.
 
-An `Algorithm` is built by a factory that closes over its hyperparameters::
+An `Algorithm` is built by a factory that closes over its hyperparameters (the registry
+`amla_jax.algos.ALGORITHMS` maps names to factories)::
 
     algorithm = get_algorithm("nac")(algo_cfg, template_spec)
     state = algorithm.init(key)
@@ -8,26 +9,34 @@ An `Algorithm` is built by a factory that closes over its hyperparameters::
     state = algorithm.tell(state, spec, result)     # result: a `train.TrainResult`
     algorithm.done(state)                           # True once the search has finished
     algorithm.best(state)                           # the network the search returns
+    state.to_json()                                 # the state as JSON data, for logs
 
 Contracts:
-- ``state`` is a pytree of numpy arrays, Python scalars and strings (JSON specs), never a
-  live object, so that Orbax can checkpoint it and a resumed search continues exactly.
+- ``state`` is a NamedTuple (so a JAX pytree) of Python ints, floats and strings (JSON
+  text for networks and histories), never a live object, with a ``to_json()``
+  description. Its structure does not change as the search runs, so `state_to_tree` /
+  `state_from_tree` give Orbax a plain dict to checkpoint and a resumed search continues
+  exactly.
 - ``init``, ``ask`` and ``tell`` never mutate their arguments and use no global RNG: every
   random choice comes from the ``key`` passed in.
 - ``tell`` reads only ``result.metrics``, ``result.utilities``, ``result.scalars`` and
   ``result.num_params``, so a fake evaluator can drive it in tests.
+- Options are validated once, when the factory runs (`amla_jax.amla.options`); a bad
+  name or option raises a `amla_jax.errors.UserError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from amla_jax.config import AlgoConfig
-from amla_jax.selection import selection_metric  # noqa: F401 (re-exported for algorithms)
-from amla_jax.spec import NetworkSpec
+from amla_jax.errors import UserError
 
-State = dict[str, Any]
+if TYPE_CHECKING:
+    from amla_jax.config import AlgoConfig
+    from amla_jax.spec import NetworkSpec
+
+State = Any  # a NamedTuple of ints, floats and JSON strings (see the module docstring)
 
 
 class Algorithm(NamedTuple):
@@ -50,54 +59,29 @@ class Algorithm(NamedTuple):
     best: Callable[[State], NetworkSpec]
 
 
-AlgorithmFactory = Callable[[AlgoConfig, NetworkSpec], Algorithm]
-ALGORITHMS: dict[str, AlgorithmFactory] = {}
+AlgorithmFactory = Callable[["AlgoConfig", "NetworkSpec"], Algorithm]
 
 
-class AlgorithmError(ValueError):
-    """An algorithm name or option is invalid; the message says which and what is valid."""
+class AlgorithmError(UserError):
+    """An algorithm name or setting is invalid; the message says which and what is valid."""
 
 
-def register(name: str) -> Callable[[AlgorithmFactory], AlgorithmFactory]:
-    """Adds a factory to `ALGORITHMS` under ``name``."""
-
-    def add(factory: AlgorithmFactory) -> AlgorithmFactory:
-        ALGORITHMS[name] = factory
-        return factory
-
-    return add
+def state_to_tree(state: State) -> dict[str, Any]:
+    """The state as the plain dict that Orbax checkpoints (one entry per field)."""
+    return dict(state._asdict())
 
 
-def get_algorithm(name: str) -> AlgorithmFactory:
-    """The factory registered as ``name``; fails listing the valid names."""
-    if name not in ALGORITHMS:
+def state_from_tree(like: State, tree: Mapping[str, Any]) -> State:
+    """The state of ``like``'s type with ``tree``'s values (from `state_to_tree`, restored
+    by Orbax), each leaf converted back to the type it has in ``like``.
+
+    Raises:
+      AlgorithmError: the tree holds other fields (a checkpoint of another algorithm).
+    """
+    fields = type(like)._fields
+    if set(tree) != set(fields):
         raise AlgorithmError(
-            f"algo: unknown algorithm {name!r}; valid: {', '.join(sorted(ALGORITHMS))}"
+            f"run_dir: the search checkpoint holds state fields {sorted(tree)}, not "
+            f"{sorted(fields)}; use a new run directory"
         )
-    return ALGORITHMS[name]
-
-
-@register("fixed")
-def make_fixed(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
-    """AMLA's ``deterministic`` algorithm (train mode): evaluate the given spec once."""
-
-    def init(key) -> State:
-        del key
-        return {"asked": 0, "told": 0}
-
-    def ask(key, state: State) -> tuple[NetworkSpec, State]:
-        del key
-        return template, {**state, "asked": state["asked"] + 1}
-
-    def tell(state: State, spec: NetworkSpec, result) -> State:
-        del spec, result
-        return {**state, "told": state["told"] + 1}
-
-    def done(state: State) -> bool:
-        return state["told"] >= max(cfg.iterations, 1)
-
-    def best(state: State) -> NetworkSpec:
-        del state
-        return template
-
-    return Algorithm("fixed", init, ask, tell, done, best)
+    return type(like)(**{name: type(getattr(like, name))(tree[name]) for name in fields})

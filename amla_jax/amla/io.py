@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from amla_jax.amla.envelope import EnvelopeSettings, initial_envelopenet
 from amla_jax.amla.micro_dag import from_amla_micro
 from amla_jax.spec import (
     DEFAULT_HEAD,
@@ -68,8 +69,6 @@ def _body_from_amla(arch: Any):
 
 def _initial_body(section: Any, stem_width: int) -> MacroSpec:
     """The initial EnvelopeNet that AMLA's ``envelopenet`` section describes (A.5)."""
-    from amla_jax.algos.envelope import EnvelopeSettings, initial_envelopenet  # noqa: PLC0415
-
     if not isinstance(section, dict):
         raise SpecError("envelopenet: must be an object with AMLA's construction settings")
     try:

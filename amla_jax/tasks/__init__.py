@@ -14,7 +14,7 @@ Synopsis::
     scheduler.status(task.id).best_val
 """
 
-from amla_jax.tasks.amla_config import AmlaConfigError, AmlaConfigWarning, overrides_from_amla
+from amla_jax.amla.task_config import AmlaConfigError, AmlaConfigWarning, overrides_from_amla
 from amla_jax.tasks.scheduler import NothingToDo, Scheduler, TaskStatus, resolve_workspace
 from amla_jax.tasks.store import STATES, Task, TaskError, TaskStore, UnknownTask
 

@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable
 
-from amla_jax.tasks.amla_config import AmlaConfigError, AmlaConfigWarning
+from amla_jax.amla.task_config import AmlaConfigError, AmlaConfigWarning
 from amla_jax.tasks.scheduler import NothingToDo, Scheduler, TaskStatus, tail, task_status
 from amla_jax.tasks.store import COMPLETE, QUEUED, RUNNING, STATES, Task, TaskError
 

@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from amla_jax.amla.task_config import hydra_value
 from amla_jax.rundir import SPEC_FILE
 from amla_jax.tasks import procs
-from amla_jax.tasks.amla_config import hydra_value
 from amla_jax.tasks.store import COMPLETE, FAILED, RUNNING, STOPPED, Task, TaskStore
 
 STOP_STATUSES = (128 + signal.SIGTERM, 128 + signal.SIGINT)

@@ -29,16 +29,16 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from amla_jax.compose import compose_config
-from amla_jax.rundir import CANDIDATES, best_candidate, read_candidates
-from amla_jax.tasks import lifecycle, procs
-from amla_jax.tasks.amla_config import (
+from amla_jax.amla.task_config import (
     AmlaConfigWarning,
     merge_overrides,
     override_key,
     overrides_from_amla,
     read_amla_config,
 )
+from amla_jax.compose import compose_config
+from amla_jax.rundir import CANDIDATES, best_candidate, read_candidates
+from amla_jax.tasks import lifecycle, procs
 from amla_jax.tasks.store import (
     COMPLETE,
     FINISHED_STATES,

@@ -13,7 +13,7 @@ reported with an `AmlaConfigWarning`.
 
 Synopsis::
 
-    from amla_jax.tasks.amla_config import merge_overrides, overrides_from_amla
+    from amla_jax.amla.task_config import merge_overrides, overrides_from_amla
     overrides = overrides_from_amla("config.nac.construction.test.json")
     # ['spec=/abs/config.nac.construction.test.json', 'algo=nac', 'algo.iterations=3', ...]
     merge_overrides(overrides, ["dataset=digits"])     # the user's settings win
@@ -27,7 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from amla_jax.algo_options import NAC_DEFAULTS, RANDOM_OPTIONS
+from amla_jax.amla.options import NacOptions, RandomOptions
+from amla_jax.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -50,15 +51,15 @@ TRANSLATED_PARAMETERS = frozenset(
 )
 # Sections that `load_spec` reads (the network) or that are translated here.
 NETWORK_SECTIONS = frozenset({"arch", "init_cell", "classification_cell"})
-ENVELOPENET_KEYS = tuple(NAC_DEFAULTS)
-RANDOM_KEYS = RANDOM_OPTIONS
+ENVELOPENET_KEYS = NacOptions.keys()
+RANDOM_KEYS = RandomOptions.amla_keys()
 # Unquoted, Hydra would read these as a bool, null or a number.
 RESERVED_WORDS = frozenset({"true", "false", "null", "nan", "inf"})
 # AMLA's exponential_decay defaults (amla_spec.md A.9a): x0.999 every 2 epochs.
 DEFAULT_DECAY = {"decay": 0.999, "epochs_per_decay": 2.0}
 
 
-class AmlaConfigError(ValueError):
+class AmlaConfigError(UserError):
     """The file is not an AMLA task config we can run; the message names the key."""
 
 
