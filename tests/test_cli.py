@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, amla_config_paths
+from conftest import AMLA_EXAMPLES, ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -35,7 +35,11 @@ def test_default_run_is_a_short_nac_and_algo_nac_is_amlas_five_iterations():
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         default = compose("config", overrides=["run_dir=."])
         full = compose("config", overrides=["algo=nac", "run_dir=."])
-    assert (default.algo.name, default.algo.iterations, default.dataset.name) == ("nac", 2, "digits")
+    assert (default.algo.name, default.algo.iterations, default.dataset.name) == (
+        "nac",
+        2,
+        "digits",
+    )
     assert (full.algo.name, full.algo.iterations) == ("nac", 5)
     assert default.algo.options == full.algo.options
 
@@ -77,7 +81,7 @@ def test_bad_spec_files(tmp_path):
     _assert_user_error(
         amla("algo=fixed", f"spec={malformed}", f"hydra.run.dir={tmp_path}"), "not valid JSON"
     )
-    config = json.loads((amla_config_paths()[0].parent / "config.run.json").read_text())
+    config = json.loads((AMLA_EXAMPLES / "config.run.json").read_text())
     config["arch"]["network"][0]["filters"]["Branch2"] = "4x4pool"
     unknown_op = tmp_path / "unknown_op.json"
     unknown_op.write_text(json.dumps(config))

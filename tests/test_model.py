@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import amla_config_paths
+from conftest import AMLA_EXAMPLES, amla_config_paths
 
 from amla_jax import ops
 from amla_jax.model import build_model, count_params, init_variables
@@ -41,7 +41,7 @@ def test_amla_macro_networks_forward_shape(path):
 def test_nac_final_parameter_count_matches_amla_conventions():
     # paramcounts.md: 10,942,475 under TF-slim semantics (BN offset only, no conv bias
     # under BN, skip scalars, bottleneck and widener biases, fc head).
-    spec = load_spec(amla_config_paths()[0].parent / "config.nac.final.json")
+    spec = load_spec(AMLA_EXAMPLES / "config.nac.final.json")
     assert count_params(spec, (32, 32, 3), 10) == 10_942_475
 
 
@@ -113,7 +113,5 @@ def test_batch_cutout_zeroes_one_shared_square():
 
 
 def test_count_params_allocates_nothing_for_a_huge_network():
-    spec = NetworkSpec.from_json(
-        json.loads((amla_config_paths()[0].parent / "config.run.json").read_text())
-    )
+    spec = NetworkSpec.from_json(json.loads((AMLA_EXAMPLES / "config.run.json").read_text()))
     assert count_params(spec, (224, 224, 3), 1000) > 29_000_000
