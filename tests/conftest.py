@@ -1,4 +1,9 @@
-"""Shared fixtures: a tiny macro network, AMLA's reference configs, a compilation cache."""
+"""Shared fixtures: a tiny macro network, AMLA-format configs, a compilation cache.
+
+The AMLA-format files are the repository's own: hand-written task configs in
+``tests/fixtures/amla/`` (construction, a small train-mode run, a micro DAG network) and
+the networks ``examples/amla/export.py`` writes from ``conf/model/`` (the README trains them).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-AMLA_CONFIGS = ROOT.parent / "shared" / "reference" / "amla_configs"
+AMLA_FIXTURES = ROOT / "tests" / "fixtures" / "amla"
+AMLA_EXAMPLES = ROOT / "examples" / "amla"
 # Compiled train steps are cached on disk across tests and subprocesses (JAX's persistent
 # cache), so a network compiled once is not compiled again in the same CI run.
 os.environ.setdefault("AMLA_JAX_CACHE", str(ROOT / ".pytest_cache" / "xla"))
@@ -42,8 +48,11 @@ TINY_NETWORK = {
 
 
 def amla_config_paths() -> list[Path]:
-    """Every AMLA JSON config in the shared reference folder."""
-    return sorted(AMLA_CONFIGS.glob("*.json"))
+    """Every AMLA-format JSON file in the repository (fixtures and exported examples)."""
+    paths = sorted([*AMLA_FIXTURES.glob("*.json"), *AMLA_EXAMPLES.glob("*.json")])
+    # An empty list would silently skip every test parametrized over it.
+    assert paths, f"no AMLA JSON under {AMLA_FIXTURES} or {AMLA_EXAMPLES}"
+    return paths
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import AMLA_FIXTURES
 
 from amla_jax import zoo
-from amla_jax.amla import from_amla_micro, spec_from_json
+from amla_jax.amla import from_amla_micro, load_spec, spec_from_json, to_amla
 from amla_jax.nn import build_model, count_params
 from amla_jax.nn.enas import EnasMacroBody
 from amla_jax.nn.micro import MicroBody
@@ -206,14 +206,20 @@ def test_amla_darts_config_imports():
     assert count_params(spec, (32, 32, 3), 10) > 0  # builds (abstractly) at full size
 
 
-def test_embedded_config_is_amlas_file():
-    path = Path(__file__).resolve().parents[2] / "shared/reference/amla_configs/config.darts.json"
-    if not path.exists():
-        pytest.skip("AMLA's reference configs are not beside this checkout")
-    config = json.loads(path.read_text())
-    ours, theirs = spec_from_json(AMLA_DARTS), spec_from_json(config)
-    assert (ours.body, ours.stem, ours.head) == (theirs.body, theirs.stem, theirs.head)
-    assert config["arch"] == AMLA_DARTS["arch"]
+def test_amla_micro_file_reads_as_its_dag():
+    # An AMLA micro task config on disk (tests/fixtures, written from amla_spec.md D.2):
+    # add and concat nodes, strided and sized ops, an auxiliary head between cells.
+    spec = load_spec(AMLA_FIXTURES / "config.micro.json")
+    body = spec.body
+    assert body.convention == "amla" and body.aux_kind == "dense"
+    assert body.num_cells == 6 and body.network.count("aux") == 1
+    normal, reduce = body.cell("normal_cell"), body.cell("reduction_cell")
+    assert [len(n.edges) for n in normal.nodes] == [1, 1, 2, 1, 1, 2, 2]
+    assert normal.nodes[5].combine == "add" and normal.nodes[6].combine == "concat"
+    assert normal.concat == (8,) and normal.nodes[3].edges[0].op == "amla_3x3maxpool"
+    assert reduce.reduction and reduce.nodes[1].edges[0].op == "amla_3x3dilated"
+    assert reduce.nodes[2].edges[0].stride == 2 and reduce.nodes[2].edges[0].filters == 24
+    assert spec.stem_width == 20 and spec_from_json(to_amla(spec)) == spec
 
 
 def test_amla_micro_network_runs():

@@ -7,7 +7,7 @@ import json
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import amla_config_paths
+from conftest import AMLA_EXAMPLES, amla_config_paths
 
 from amla_jax.amla import load_spec, spec_from_json
 from amla_jax.nn import build_model, count_params, init_variables
@@ -39,7 +39,7 @@ def test_amla_macro_networks_forward_shape(path):
 def test_nac_final_parameter_count_matches_amla_conventions():
     # paramcounts.md: 10,942,475 under TF-slim semantics (BN offset only, no conv bias
     # under BN, skip scalars, bottleneck and widener biases, fc head).
-    spec = load_spec(amla_config_paths()[0].parent / "config.nac.final.json")
+    spec = load_spec(AMLA_EXAMPLES / "config.nac.final.json")
     assert count_params(spec, (32, 32, 3), 10) == 10_942_475
 
 
@@ -68,7 +68,5 @@ def test_tiny_network_one_step_pins_param_count_and_collects_statistics(tiny_spe
 
 
 def test_count_params_allocates_nothing_for_a_huge_network():
-    spec = spec_from_json(
-        json.loads((amla_config_paths()[0].parent / "config.run.json").read_text())
-    )
+    spec = spec_from_json(json.loads((AMLA_EXAMPLES / "config.run.json").read_text()))
     assert count_params(spec, (224, 224, 3), 1000) > 29_000_000

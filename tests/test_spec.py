@@ -6,7 +6,7 @@ import copy
 import json
 
 import pytest
-from conftest import TINY_NETWORK, amla_config_paths
+from conftest import AMLA_EXAMPLES, TINY_NETWORK, amla_config_paths
 
 from amla_jax.amla import load_spec, save_spec, spec_from_json, to_amla
 from amla_jax.amla.envelope import EnvelopeSettings, initial_envelopenet
@@ -15,7 +15,12 @@ from amla_jax.spec import NetworkSpec, SpecError
 
 def test_reference_folder_has_configs():
     names = {p.name for p in amla_config_paths()}
-    assert {"config.run.json", "config.nac.final.json", "config.darts.json"} <= names
+    assert {
+        "config.run.json",
+        "config.nac.final.json",
+        "config.nac.construction.json",
+        "config.micro.json",
+    } <= names
 
 
 @pytest.mark.parametrize("path", amla_config_paths(), ids=lambda p: p.name)
@@ -35,7 +40,7 @@ def test_every_amla_network_config_loads_and_round_trips(path):
 
 
 def test_macro_round_trip_keeps_amla_entries_verbatim():
-    config = json.loads((amla_config_paths()[0].parent / "config.nac.final.json").read_text())
+    config = json.loads((AMLA_EXAMPLES / "config.nac.final.json").read_text())
     spec = spec_from_json(config)
     assert to_amla(spec)["arch"]["network"] == config["arch"]["network"]
     assert spec.stem_width == 128

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import AMLA_CONFIGS, ROOT, TINY_NETWORK, amla_config_paths
+from conftest import AMLA_FIXTURES, ROOT, TINY_NETWORK, amla_config_paths
 from test_search import TINY
 
 from amla_jax.amla.task_config import (
@@ -38,7 +38,7 @@ from amla_jax.tasks.lifecycle import classify_exit, refresh
 from amla_jax.tasks.store import FAILED, RUNNING, STOPPED, Task, TaskStore
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
-CONSTRUCTION_TEST = AMLA_CONFIGS / "config.nac.construction.test.json"
+CONSTRUCTION_TEST = AMLA_FIXTURES / "config.nac.construction.json"
 TASK = ["algo=nac", "dataset=digits", *TINY]  # test_search's tiny NAC run
 
 
@@ -86,32 +86,32 @@ def test_construction_config_translates_to_nac_overrides():
     assert overrides[0] == f"spec={CONSTRUCTION_TEST.absolute()}"
     for expected in (
         "algo=nac",
-        "algo.iterations=3",
-        "++algo.options.layers_per_stage=[2,1,1]",
-        "++algo.options.construction=[true,true,true,true]",
+        "algo.iterations=2",
+        "++algo.options.layers_per_stage=[1,2,1]",
+        "++algo.options.construction=[true,false,true]",
         "++algo.options.skip=true",
         "~algo.options.envelopecell",
-        "train.steps=40",
-        "train.batch_size=50",
+        "train.steps=60",
+        "train.batch_size=32",
         "dataset=cifar10",
         "optim=amla",
         "optim.optimizer=momentum",
-        "optim.momentum=0.9",
+        "optim.momentum=0.85",
         "optim.schedule=exponential",
-        "optim.learning_rate=0.04",
-        "optim.clip_norm=5.0",
-        "optim.l2=0.0003",
+        "optim.learning_rate=0.02",
+        "optim.clip_norm=4.0",
+        "optim.l2=0.0002",
     ):
         assert expected in overrides
     cfg = compose_config(merge_overrides(overrides, ["dataset=digits"]))
-    assert cfg.algo.name == "nac" and cfg.algo.iterations == 3
-    assert cfg.dataset.name == "digits" and cfg.train.steps == 40
+    assert cfg.algo.name == "nac" and cfg.algo.iterations == 2
+    assert cfg.dataset.name == "digits" and cfg.train.steps == 60
     assert (
         dict(cfg.algo.options.envelopecell)
         == json.loads(CONSTRUCTION_TEST.read_text())["envelopenet"]["envelopecell"]
     )
-    assert list(cfg.algo.options.max_layers_per_stage) == [4, 2, 2]
-    assert cfg.optim.learning_rate == 0.04 and cfg.optim.l2 == 3e-4 and cfg.optim.nesterov
+    assert list(cfg.algo.options.max_layers_per_stage) == [3, 3, 2]
+    assert cfg.optim.learning_rate == 0.02 and cfg.optim.l2 == 2e-4 and cfg.optim.nesterov
 
 
 def test_an_envelopecell_with_fewer_branches_replaces_the_default(tmp_path):
@@ -135,16 +135,16 @@ def test_every_reference_config_composes(path):
 
 
 def test_cosine_decay_becomes_sgdr_and_towers_warn():
-    with pytest.warns(AmlaConfigWarning, match="2 towers"):
-        overrides = overrides_from_amla(AMLA_CONFIGS / "config.darts.json")
+    with pytest.warns(AmlaConfigWarning, match="3 towers"):
+        overrides = overrides_from_amla(AMLA_FIXTURES / "config.micro.json")
     cfg = compose_config(overrides)
-    assert cfg.optim.schedule == "sgdr" and cfg.optim.learning_rate == 0.025
-    assert cfg.optim.min_learning_rate == 0.001 and cfg.optim.sgdr_t0 == 600.0
-    assert cfg.train.batch_size == 96 and cfg.algo.name == "fixed"
+    assert cfg.optim.schedule == "sgdr" and cfg.optim.learning_rate == 0.03
+    assert cfg.optim.min_learning_rate == 0.0005 and cfg.optim.sgdr_t0 == 40.0
+    assert cfg.train.batch_size == 48 and cfg.algo.name == "fixed"
 
 
 def test_unsupported_settings_warn_and_bad_ones_fail(tmp_path):
-    config = json.loads((AMLA_CONFIGS / "config.run.json").read_text())
+    config = json.loads((AMLA_FIXTURES / "config.run.small.json").read_text())
     config["parameters"].update(dataset="svhn", shuffle=True)
     config["child_training"]["optimizer"] = {"type": "rms"}
     path = tmp_path / "odd.json"
@@ -196,13 +196,13 @@ def test_add_list_status_delete_in_process(workspace, capsys):
     code, out, _ = cli(capsys, workspace, "list")
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["id", "name", "state", "algo"]
-    assert lines[1].split()[:5] == ["1", "nac-cons-test", "queued", "nac", "0/3"]
+    assert lines[1].split()[:5] == ["1", "fixture-construct", "queued", "nac", "0/2"]
     code, out, _ = cli(capsys, workspace, "status", "1", "--json")
     status = json.loads(out)
     copy = workspace / "tasks" / "1" / CONSTRUCTION_TEST.name
     assert status["amla_config"] == str(copy) and copy.read_text() == CONSTRUCTION_TEST.read_text()
     assert f"spec={copy}" in status["overrides"] and status["overrides"][-1] == "dataset=digits"
-    assert status["completed"] == 0 and status["total"] == 3 and status["best_val"] is None
+    assert status["completed"] == 0 and status["total"] == 2 and status["best_val"] is None
     code, out, _ = cli(capsys, workspace, "stop", "2")
     assert code == 0 and "task 2 stopped" in out
     assert cli(capsys, workspace, "delete", "1")[0] == 0
