@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import optax
 
 from amla_jax.config import OptimConfig
+from amla_jax.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value is invalid; the message names the key and the valid choices."""
 
 
@@ -99,7 +100,7 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
     """Clipping → optimiser with the schedule, as named in ``cfg``.
 
-    L2 regularisation is not here: AMLA adds ``l2 · Σ v²`` to the loss (see train.py), so
+    L2 regularisation is not here: AMLA adds ``l2 · Σ v²`` to the loss (see `amla_jax.train.step`), so
     it is clipped along with the data gradient, as in TF.
     """
     schedule = make_schedule(cfg, steps_per_epoch, total_steps)

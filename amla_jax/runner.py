@@ -30,8 +30,9 @@ from amla_jax.algos import get_algorithm
 from amla_jax.amla import load_spec, save_spec, spec_from_json
 from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
+from amla_jax.evaluators import get_evaluator
 from amla_jax.rundir import SPEC_FILE, replacing
-from amla_jax.search import SearchOutcome, make_evaluator, run_search
+from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec, SpecError
 
 
@@ -120,7 +121,7 @@ def run(cfg: RunConfig) -> SearchOutcome:
     dataset = load_dataset(cfg.dataset)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    evaluate = make_evaluator(dataset, cfg.optim, cfg.train, run_dir)
+    evaluate = get_evaluator("train")(dataset, cfg.optim, cfg.train, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
     with replacing(run_dir / SPEC_FILE) as tmp:
         save_spec(outcome.best_spec, tmp, amla=False)

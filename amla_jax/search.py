@@ -12,9 +12,10 @@ completed ones are kept, and `SearchInterrupted` is raised (``exit_code`` 128 + 
 
 Synopsis::
 
-    from amla_jax.search import make_evaluator, run_search
+    from amla_jax.evaluators import get_evaluator
+    from amla_jax.search import run_search
     algorithm = get_algorithm("nac")(cfg.algo, template)
-    evaluate = make_evaluator(dataset, cfg.optim, cfg.train, run_dir)
+    evaluate = get_evaluator("train")(dataset, cfg.optim, cfg.train, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
     outcome.best_spec, outcome.rows[0]["metrics"]["validation/accuracy"]
 """
@@ -36,7 +37,6 @@ from rich.table import Table
 
 from amla_jax.algos.base import Algorithm, State, state_from_tree, state_to_tree
 from amla_jax.amla import save_spec
-from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.rundir import (
     BEST_SPEC,
     CANDIDATES,
@@ -83,60 +83,6 @@ class SearchOutcome:
     best_spec_path: Path
     best_candidate: int | None
     rows: list[dict]
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluator:
-    """Trains a candidate from scratch with `train.train_and_evaluate` (see `make_evaluator`)."""
-
-    dataset: Any
-    optim: OptimConfig
-    train: TrainConfig
-    run_dir: Path | None
-
-    def __call__(self, spec: NetworkSpec, key, candidate_id: int):
-        from amla_jax.train import save_train_state, train_and_evaluate  # noqa: PLC0415
-
-        prefix = f"candidate_{candidate_id}"
-        result = train_and_evaluate(
-            spec, self.dataset, self.optim, self.train, key, self.run_dir, prefix=prefix
-        )
-        if self.train.checkpoint and self.run_dir is not None:
-            save_train_state(result.state, Path(self.run_dir) / "checkpoints" / prefix)
-        result.flops = self.count_flops(spec, result.state)
-        return result
-
-    def count_flops(self, spec: NetworkSpec, state=None) -> float:
-        """Forward FLOPs of one image at the dataset's shape; a trained ``state`` of
-        ``spec`` spares tracing its initialisation."""
-        from amla_jax.nn import count_flops  # noqa: PLC0415
-
-        variables = None
-        if state is not None:
-            variables = {
-                "params": state.params,
-                "batch_stats": state.batch_stats,
-                "nac_stats": state.nac_stats,
-            }
-        info = self.dataset.info
-        return count_flops(spec, info.image_shape, info.num_classes, variables)
-
-    def count_params(self, spec: NetworkSpec) -> int:
-        """Trainable parameters of ``spec`` for the dataset, without allocating them."""
-        from amla_jax.nn import count_params  # noqa: PLC0415
-
-        return count_params(spec, self.dataset.info.image_shape, self.dataset.info.num_classes)
-
-
-def make_evaluator(dataset, optim: OptimConfig, train: TrainConfig, run_dir) -> Evaluator:
-    """``evaluate(spec, key, candidate_id) -> TrainResult`` for `run_search`.
-
-    Each candidate is trained from scratch under the metric prefix ``candidate_<id>``;
-    with ``train.checkpoint`` its final train state goes to
-    ``<run_dir>/checkpoints/candidate_<id>``; the result carries its FLOPs (``flops``),
-    which `run_search` records.
-    """
-    return Evaluator(dataset, optim, train, None if run_dir is None else Path(run_dir))
 
 
 class _StopOnSignal:
@@ -271,7 +217,7 @@ def run_search(
 
     Args:
       algorithm: the search algorithm.
-      evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `make_evaluator`);
+      evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `amla_jax.evaluators`);
         each candidate's FLOPs are recorded from the result's ``flops``, or else from
         ``evaluate.count_flops(spec)`` where it has one.
       run_dir: the run directory (created; resumed if it holds a search checkpoint).

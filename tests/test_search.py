@@ -161,11 +161,11 @@ def utilities(run_dir):
 def test_make_evaluator_trains_a_candidate(tmp_path):
     from amla_jax.config import OptimConfig, TrainConfig
     from amla_jax.data import DataConfig, load_dataset
-    from amla_jax.search import make_evaluator
+    from amla_jax.evaluators import make_train_evaluator
 
     dataset = load_dataset(DataConfig(name="digits"))
     train = TrainConfig(steps=2, batch_size=16, progress=False)
-    evaluate = make_evaluator(dataset, OptimConfig(), train, tmp_path)
+    evaluate = make_train_evaluator(dataset, OptimConfig(), train, tmp_path)
     options = {  # a small construction: 2 stages of one 3-branch cell
         "stages": 2,
         "layers_per_stage": [1, 1],

@@ -1,22 +1,34 @@
-"""Training: determinism, data parallelism, schedules, clipping and NAC statistics."""
+"""Training: determinism, data parallelism, the public train step, compiled-program reuse,
+BatchNorm recalibration and NAC statistics (optimisers and schedules: test_optim.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import ROOT, TINY_NETWORK
 
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.data import DataConfig, load_dataset
-from amla_jax.optim import ConfigError, clip_by_tensor_norm, make_optimizer, make_schedule
-from amla_jax.train import train_and_evaluate
+from amla_jax.nn import build_model, count_flops
+from amla_jax.optim import make_optimizer
+from amla_jax.train import (
+    BatchSizeError,
+    ProgramCache,
+    TrainState,
+    create_train_state,
+    data_mesh,
+    make_train_step,
+    recalibrate_batch_norm,
+    shard_batch,
+    train_and_evaluate,
+)
 
 FAST = TrainConfig(steps=6, batch_size=16, eval_batch_size=64, log_every=3, progress=False)
 
@@ -63,6 +75,53 @@ def test_result_carries_amla_statistics_and_metrics(tiny_spec, digits, tmp_path)
     assert list((tmp_path / "tb" / "candidate_0").glob("events.out.tfevents.*"))
 
 
+def test_make_train_step_trains_one_step_from_the_public_api(tiny_spec, digits):
+    info = digits.info
+    optim = OptimConfig()
+    model = build_model(tiny_spec, info.num_classes)
+    tx = make_optimizer(optim, steps_per_epoch=10, total_steps=10)
+    state = create_train_state(model, jax.random.key(0), info.image_shape, tx)
+    before = jax.device_get(state.params)
+    mesh = data_mesh()
+    batch = shard_batch(next(digits.train_batches(0, 16)), mesh)
+    train_step = make_train_step(optim, info.num_classes, steps_per_epoch=10, total_steps=10)
+    state, metrics = train_step(state, batch, jax.random.key(1))
+    assert int(state.step) == 1
+    assert np.isfinite(float(metrics["train/loss"]))
+    assert float(metrics["train/learning_rate"]) == pytest.approx(optim.learning_rate)
+    changed = jax.tree_util.tree_map(
+        lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params)
+    )
+    assert all(jax.tree_util.tree_leaves(changed))  # every parameter moved
+
+
+def test_a_repeated_training_reuses_the_compiled_program(tiny_spec, digits):
+    programs = ProgramCache()
+    first = train_and_evaluate(
+        tiny_spec, digits, OptimConfig(), FAST, jax.random.key(7), programs=programs
+    )
+    again = train_and_evaluate(
+        tiny_spec, digits, OptimConfig(), FAST, jax.random.key(7), programs=programs
+    )
+    assert first.compile_seconds > 0 and again.compile_seconds == 0.0
+    assert len(programs) == 1 and again.metrics == first.metrics
+    other = train_and_evaluate(
+        tiny_spec, digits, OptimConfig(ema_decay=0.0), FAST, jax.random.key(7), programs=programs
+    )
+    assert other.compile_seconds > 0 and len(programs) == 2
+
+
+def test_result_is_frozen_and_carries_flops_when_asked(tiny_spec, digits):
+    result = train_and_evaluate(
+        tiny_spec, digits, OptimConfig(), FAST, jax.random.key(0), measure_flops=True
+    )
+    info = digits.info
+    assert result.flops == count_flops(tiny_spec, info.image_shape, info.num_classes)
+    assert result.flops > 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.flops = 1.0
+
+
 _TWO_DEVICE_SCRIPT = """
 import json, jax
 from amla_jax.config import OptimConfig, TrainConfig
@@ -106,55 +165,13 @@ def test_two_simulated_devices_give_the_same_losses_as_one():
 
 def test_batch_must_divide_over_devices(tiny_spec, digits, monkeypatch):
     monkeypatch.setattr(jax, "local_devices", lambda: [jax.devices()[0]] * 3)
-    with pytest.raises(ValueError, match="train.batch_size"):
+    with pytest.raises(BatchSizeError, match="train.batch_size"):
         train_and_evaluate(tiny_spec, digits, OptimConfig(), FAST, jax.random.key(0))
-
-
-def test_sgdr_restarts_on_integer_epochs():
-    cfg = OptimConfig(
-        schedule="sgdr", learning_rate=0.05, min_learning_rate=0.001, sgdr_t0=2, sgdr_t_mul=2
-    )
-    schedule = make_schedule(cfg, steps_per_epoch=10, total_steps=200)
-    lrs = [float(schedule(s)) for s in range(0, 200, 10)]
-    assert lrs[0] == pytest.approx(0.05) and lrs[2] == pytest.approx(0.05)  # restart at 2
-    assert lrs[1] == pytest.approx(0.001 + 0.5 * 0.049 * (1 + np.cos(np.pi / 2)))
-    assert lrs[6] == pytest.approx(0.05)  # next restart after 2 + 4 epochs
-    assert float(schedule(15)) == lrs[1]  # constant within an epoch
-
-
-def test_staircase_exponential_and_cosine_schedules():
-    cfg = OptimConfig(schedule="exponential", learning_rate=0.04, decay_rate=0.5, decay_epochs=1)
-    schedule = make_schedule(cfg, steps_per_epoch=10, total_steps=100)
-    assert [float(schedule(s)) for s in (0, 9, 10, 25)] == pytest.approx([0.04, 0.04, 0.02, 0.01])
-    cosine = make_schedule(OptimConfig(schedule="cosine", learning_rate=1.0), 10, 100)
-    assert float(cosine(50)) == pytest.approx(0.5) and float(cosine(100)) == pytest.approx(0)
-    with pytest.raises(ConfigError, match="optim.schedule"):
-        make_schedule(OptimConfig(schedule="linear"), 10, 100)
-
-
-def test_clipping_is_per_tensor():
-    tx = clip_by_tensor_norm(1.0)
-    grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.3, 0.4])}
-    clipped, _ = tx.update(grads, tx.init(grads))
-    np.testing.assert_allclose(clipped["a"], [0.6, 0.8], rtol=1e-6)
-    np.testing.assert_allclose(clipped["b"], [0.3, 0.4], rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adamw"])
-def test_every_optimizer_builds_and_steps(name):
-    tx = make_optimizer(OptimConfig(optimizer=name), steps_per_epoch=5, total_steps=10)
-    params = {"w": jnp.ones(3)}
-    updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
-    assert jnp.all(updates["w"] < 0)
-    with pytest.raises(ConfigError, match="optim.optimizer"):
-        make_optimizer(OptimConfig(optimizer="lion"), 5, 10)
 
 
 @pytest.mark.parametrize("momentum", [0.9, 0.99, 0.9997])
 def test_recalibrate_batch_norm_gives_population_statistics(momentum):
     import flax.linen as nn  # noqa: PLC0415
-
-    from amla_jax.train import TrainState, recalibrate_batch_norm  # noqa: PLC0415
 
     class Net(nn.Module):
         @nn.compact

@@ -2,7 +2,7 @@
 
 Runs in a separate Python environment that has ``torch`` (and numpy) but not amla_jax,
 so it reads the network from our spec JSON (``NetworkSpec.to_json()``) and re-implements
-exactly the ops of ``amla_jax.ops`` / ``model`` / ``macro``:
+exactly the ops of ``amla_jax.nn`` (``layers``, ``macro``, ``model``):
 
 - stem ``conv2d`` (TF SAME padding, bias unless batch-normed, ReLU), ``lrn`` (``tf.nn.lrn``
   defaults), pools, dropout;

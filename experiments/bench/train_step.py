@@ -2,12 +2,12 @@
 next to the same network in PyTorch measured in the same run.
 
 The JAX row is the real thing: the network is read with ``amla_jax.spec``, built with
-``amla_jax.model.build_model``, and trained by ``amla_jax.train._train_step`` jitted as
-``compile_steps`` does (state donated) with ``make_optimizer(OptimConfig())``: momentum
-0.9 Nesterov, L2 3e-4 in the loss, per-tensor clip 5, the weight EMA. Compile time is
-the wall time of ``jit(...).lower(...)`` plus ``.compile()``.
+``amla_jax.nn.build_model``, and trained by the step that ``amla_jax.train.make_train_step``
+returns (jitted, state donated; what ``train_and_evaluate`` compiles) with
+``make_optimizer(OptimConfig())``: momentum 0.9 Nesterov, L2 3e-4 in the loss, per-tensor
+clip 5, the weight EMA. Compile time is the wall time of ``.lower(...)`` plus ``.compile()``.
 
-The ``xla`` row measures the same step with ``amla_jax.ops``' CPU fast paths turned off
+The ``xla`` row measures the same step with ``amla_jax.nn.layers``' CPU fast paths turned off
 (``depthwise_conv(impl="xla")`` instead of shifted slices, ``conv_same(impl="xla")``
 instead of im2col on maps of at most 4x4): the ratio is what those code paths buy.
 
@@ -21,7 +21,8 @@ device-resident synthetic batch (the model, not the input pipeline, is measured)
 
 Synopsis::
 
-    python experiments/bench/train_step.py                       # config.run.json, JAX only
+    python experiments/bench/train_step.py                       # AMLA's "run" network, JAX only
+    python experiments/bench/train_step.py --batch 2 --steps 1 --warmup 0 --impl auto  # tiny
     python experiments/bench/train_step.py --network run envelopenet --steps 5 \\
         --torch-python /work/torchvenv/bin/python --json bench.json
 """
@@ -48,21 +49,20 @@ import numpy as np
 import yaml
 from flax import traverse_util
 
-from amla_jax import ops
+from amla_jax import zoo
 from amla_jax.amla import load_spec
 from amla_jax.config import OptimConfig
-from amla_jax.nn import build_model, param_count
-from amla_jax.optim import make_optimizer, make_schedule
+from amla_jax.nn import build_model, layers, param_count
+from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
-from amla_jax.train import _shard, _train_step, create_train_state, data_mesh
+from amla_jax.train import create_train_state, data_mesh, make_train_step, shard_batch
 
-ROOT = Path(__file__).resolve().parents[2]
 TORCH_REF = Path(__file__).resolve().with_name("torch_ref.py")
-NETWORKS = {
-    # AMLA's config.run.json: stem 1x1 conv 128 + LRN, 12 macro layers, widths to 1024.
-    "run": ROOT.parent / "shared" / "reference" / "amla_configs" / "config.run.json",
-    # AMLA's initial EnvelopeNet (six-branch cells, dense skips), under `network`.
-    "envelopenet": ROOT / "conf" / "model" / "envelopenet.yaml",
+NETWORKS = {  # short name -> conf/model/<name>.yaml
+    # AMLA's config.run.json network: stem 1x1 conv 128 + LRN, 12 macro layers, widths to 1024.
+    "run": "amla_run",
+    # AMLA's initial EnvelopeNet (six-branch cells, dense skips).
+    "envelopenet": "envelopenet",
 }
 IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
@@ -72,7 +72,9 @@ TOTAL_STEPS = 100_000  # config.run.json's steps; only the (constant) schedule s
 
 def load_network(name: str) -> NetworkSpec:
     """A network by short name (``run``, ``envelopenet``) or a JSON/YAML spec path."""
-    path = NETWORKS.get(name, Path(name))
+    if name in NETWORKS:
+        return zoo.load_network(NETWORKS[name])
+    path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         data = yaml.safe_load(path.read_text())
         return NetworkSpec.from_json(data.get("network", data))
@@ -81,15 +83,15 @@ def load_network(name: str) -> NetworkSpec:
 
 @contextlib.contextmanager
 def conv_impl(impl: str):
-    """Sets the default ``impl`` of ``ops.depthwise_conv`` and ``ops.conv_same``."""
-    saved = ops.depthwise_conv, ops.conv_same
+    """Sets the default ``impl`` of ``layers.depthwise_conv`` and ``layers.conv_same``."""
+    saved = layers.depthwise_conv, layers.conv_same
     if impl != "auto":
-        ops.depthwise_conv = functools.partial(saved[0], impl=impl)
-        ops.conv_same = functools.partial(saved[1], impl=impl)
+        layers.depthwise_conv = functools.partial(saved[0], impl=impl)
+        layers.conv_same = functools.partial(saved[1], impl=impl)
     try:
         yield
     finally:
-        ops.depthwise_conv, ops.conv_same = saved
+        layers.depthwise_conv, layers.conv_same = saved
 
 
 def synthetic_batch(batch: int, seed: int = 0) -> dict:
@@ -100,40 +102,28 @@ def synthetic_batch(batch: int, seed: int = 0) -> dict:
     }
 
 
-_INIT: dict[NetworkSpec, tuple] = {}
+@functools.cache
+def model_and_optimizer(spec: NetworkSpec) -> tuple:
+    """One model and optimiser per spec, so every state of it has equal static fields."""
+    return build_model(spec, NUM_CLASSES), make_optimizer(
+        OptimConfig(), STEPS_PER_EPOCH, TOTAL_STEPS
+    )
 
 
 def fresh_state(spec: NetworkSpec, seed: int):
-    """``(model, TrainState)`` from `create_train_state` with `OptimConfig()`'s optimiser;
-    the initialisation is jitted once per spec (eager Flax init is slow on a busy CPU),
-    and every call returns new buffers, so each measurement can donate its own."""
-    if spec not in _INIT:
-        model = build_model(spec, NUM_CLASSES)
-        tx = make_optimizer(OptimConfig(), STEPS_PER_EPOCH, TOTAL_STEPS)
-        _INIT[spec] = model, jax.jit(lambda key: create_train_state(model, key, IMAGE_SHAPE, tx))
-    model, init = _INIT[spec]
-    return model, init(jax.random.key(seed))
+    """``(model, TrainState)`` from `create_train_state` (itself one jitted program) with
+    `OptimConfig()`'s optimiser; every call returns new buffers, so each measurement can
+    donate its own."""
+    model, tx = model_and_optimizer(spec)
+    return model, create_train_state(model, jax.random.key(seed), IMAGE_SHAPE, tx)
 
 
 def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
     """Compile and time amla_jax's train step for ``spec`` with conv paths ``impl``."""
-    optim = OptimConfig()
-    schedule = make_schedule(optim, STEPS_PER_EPOCH, TOTAL_STEPS)
     _, state = fresh_state(spec, args.seed)
-    batch = _shard(synthetic_batch(args.batch, args.seed), data_mesh())
+    batch = shard_batch(synthetic_batch(args.batch, args.seed), data_mesh())
     key = jax.random.key(args.seed)
-    step = jax.jit(
-        lambda s, b, k: _train_step(
-            s,
-            b,
-            k,
-            optim=optim,
-            num_classes=NUM_CLASSES,
-            total_steps=TOTAL_STEPS,
-            schedule=schedule,
-        ),
-        donate_argnums=0,
-    )
+    step = make_train_step(OptimConfig(), NUM_CLASSES, STEPS_PER_EPOCH, TOTAL_STEPS)
     with conv_impl(impl):
         started = time.perf_counter()
         lowered = step.lower(state, batch, key)
@@ -200,7 +190,7 @@ def op_bench(reps: int) -> list[dict]:
     CPU path (shifted slices / im2col) against XLA's convolution."""
     rows = []
     for label, kind, x_shape, k_shape in OP_CASES:
-        fn = ops.depthwise_conv if kind == "depthwise" else ops.conv_same
+        fn = layers.depthwise_conv if kind == "depthwise" else layers.conv_same
         fast = "shift" if kind == "depthwise" else "im2col"
         x = jax.random.normal(jax.random.key(1), x_shape)
         k = jax.random.normal(jax.random.key(2), k_shape) * 0.05
@@ -299,7 +289,7 @@ def main() -> None:
         "--network",
         nargs="*",
         default=["run"],
-        help="short names (run: AMLA's config.run.json; envelopenet) or spec paths; "
+        help="short names (run: AMLA's config.run.json network; envelopenet) or spec paths; "
         "none with --op-bench to time only the single convolutions",
     )
     parser.add_argument(

@@ -1,0 +1,77 @@
+"""The train state of one network and its creation from a key.
+
+Synopsis::
+
+    from amla_jax.train import create_train_state
+    state = create_train_state(model, jax.random.key(0), (32, 32, 3), tx)
+    state.params, state.batch_stats, state.nac_stats, state.ema_params
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from amla_jax.nn import init_variables
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState plus BatchNorm statistics, NAC statistics and the weight EMA."""
+
+    batch_stats: Any = None
+    nac_stats: Any = None
+    ema_params: Any = None
+
+
+# The initialisation runs once per network, so it is compiled at XLA's -O0: seconds less
+# to compile than at -O1, and its run time does not matter. (Not the BatchNorm calibration
+# step: it runs a forward pass per calibration batch, which -O0 would slow on big networks.)
+_RUN_ONCE = {"xla_backend_optimization_level": 0}
+
+
+def create_train_state(
+    model, key: jax.Array, input_shape: tuple[int, ...], tx: optax.GradientTransformation
+) -> TrainState:
+    """Initialises parameters, optimiser state, statistics and the EMA from ``key``.
+
+    The initialisation is one jitted program, compiled at -O0: run eagerly, each of its
+    hundreds of small ops would be compiled on its own, which took longer than compiling
+    the train step.
+
+    Args:
+      model: a Flax module from `build_model`.
+      key: the initialisation key.
+      input_shape: one image's shape (height, width, channels).
+      tx: the optimiser (`amla_jax.optim.make_optimizer`).
+
+    Returns:
+      A `TrainState` at step 0 whose EMA weights equal its parameters.
+    """
+
+    def init(key):
+        variables = init_variables(model, key, input_shape)
+        params = variables["params"]
+        return TrainState.create(
+            apply_fn=model.apply,
+            params=params,
+            tx=tx,
+            batch_stats=variables.get("batch_stats", {}),
+            nac_stats=variables.get("nac_stats", {}),
+            ema_params=jax.tree_util.tree_map(jnp.copy, params),
+        )
+
+    return jax.jit(init).lower(key).compile(compiler_options=_RUN_ONCE)(key)
+
+
+def model_variables(state: TrainState, params=None) -> dict:
+    """The variables ``state.apply_fn`` takes: ``params`` (default: the state's own)
+    with the state's BatchNorm and NAC statistics."""
+    return {
+        "params": state.params if params is None else params,
+        "batch_stats": state.batch_stats,
+        "nac_stats": state.nac_stats,
+    }
