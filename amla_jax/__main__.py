@@ -22,8 +22,7 @@ import os
 import sys
 
 from amla_jax.compose import CONF_DIR, compose_config
-
-USAGE_EXIT = 2
+from amla_jax.errors import USAGE_EXIT, UserError, one_line
 
 
 def _fail(message: str) -> None:
@@ -46,21 +45,8 @@ def precheck(argv: list[str]) -> None:
         return
     try:
         compose_config(overrides)
-    except ValueError as exc:
-        _fail(str(exc))
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from amla_jax.algos.base import AlgorithmError  # noqa: PLC0415
-    from amla_jax.data import DataError  # noqa: PLC0415
-    from amla_jax.errors import UserError  # noqa: PLC0415
-    from amla_jax.optim import ConfigError  # noqa: PLC0415
-    from amla_jax.runner import ConfigValueError  # noqa: PLC0415
-    from amla_jax.spec import SpecError  # noqa: PLC0415
-
-    # UserError: the algorithm options' OptionsError and AMLA's SettingsError derive only
-    # from it.
-    return (UserError, AlgorithmError, DataError, ConfigError, ConfigValueError, SpecError)
+    except UserError as exc:
+        _fail(one_line(exc))
 
 
 def _task(cfg) -> None:
@@ -79,8 +65,8 @@ def _task(cfg) -> None:
     run_cfg.run_dir = HydraConfig.get().runtime.output_dir
     try:
         run(run_cfg)
-    except _user_errors() as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except UserError as exc:
+        _fail(one_line(exc))
     except SearchInterrupted as exc:
         print(f"stopped: {exc}; rerun the same command to resume", file=sys.stderr)
         sys.exit(exc.exit_code)

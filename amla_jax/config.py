@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amla_jax.data import DataConfig
+from amla_jax.errors import UserError
+
+
+class ConfigError(UserError):
+    """A config value is invalid or out of range; the message names the key and the fix."""
 
 
 @dataclass

@@ -20,12 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from amla_jax.config import OptimConfig
-from amla_jax.errors import UserError
-
-
-class ConfigError(UserError):
-    """A config value is invalid; the message names the key and the valid choices."""
+from amla_jax.config import ConfigError, OptimConfig
 
 
 def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:

@@ -28,16 +28,12 @@ import jax
 
 from amla_jax.algos import get_algorithm
 from amla_jax.amla import load_spec, save_spec, spec_from_json
-from amla_jax.config import ModelConfig, RunConfig
+from amla_jax.config import ConfigError, ModelConfig, RunConfig
 from amla_jax.data import load_dataset
 from amla_jax.evaluators import get_evaluator
 from amla_jax.rundir import SPEC_FILE, replacing
 from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec, SpecError
-
-
-class ConfigValueError(ValueError):
-    """A config value is out of range; the message names the key."""
 
 
 def validate(cfg: RunConfig) -> None:
@@ -61,7 +57,7 @@ def validate(cfg: RunConfig) -> None:
     ]
     for name, value, ok in checks:
         if not ok:
-            raise ConfigValueError(f"{name}: {value} is out of range; it must be positive")
+            raise ConfigError(f"{name}: {value} is out of range; it must be positive")
 
 
 def template_spec(cfg: RunConfig) -> NetworkSpec:

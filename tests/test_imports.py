@@ -26,6 +26,9 @@ JAX_FREE = [
     "amla_jax.errors",
     "amla_jax.compose",
     "amla_jax.spec",
+    "amla_jax.amla",
+    "amla_jax.amla.task_config",
+    "amla_jax.config",
 ]
 # Modules that read runs or queue them: they must not reach the search or the entry
 # point, not even inside a function (that is what made `amla status` import JAX).
@@ -51,6 +54,19 @@ def test_module_imports_without_jax_or_flax(module):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"import {module} imports {result.stdout.strip()}"
+
+
+def test_composing_a_config_imports_no_jax():
+    # `amla add` validates its overrides by composing them: that must not start JAX.
+    code = (
+        "import sys\n"
+        "from amla_jax.compose import compose_config\n"
+        "assert compose_config(['algo=nac', 'dataset=cifar10']).algo.iterations == 5\n"
+        "print(','.join(sorted(m for m in ('jax', 'flax', 'grain') if m in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"compose_config imports {result.stdout.strip()}"
 
 
 def _resolve(module: str, node: ast.ImportFrom) -> str:

@@ -18,8 +18,24 @@ Synopsis:
 
 from amla_jax.data.augment import Preprocessor
 from amla_jax.data.base import DataConfig, DataError, DatasetInfo
-from amla_jax.data.dataset import Batch, Dataset
-from amla_jax.data.registry import DATASETS, Loader, get_dataset_loader, load_dataset
+
+_READERS = ("Batch", "Dataset")
+_REGISTRY = ("DATASETS", "Loader", "get_dataset_loader", "load_dataset")
+
+
+def __getattr__(name: str):
+    # The readers import grain, and with it JAX: they load on first use, so that the
+    # config schema (`amla add`, `amla_jax.compose`) needs only `DataConfig`.
+    if name in _READERS:
+        from amla_jax.data import dataset  # noqa: PLC0415
+
+        return getattr(dataset, name)
+    if name in _REGISTRY:
+        from amla_jax.data import registry  # noqa: PLC0415
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'amla_jax.data' has no attribute {name!r}")
+
 
 __all__ = [
     "DATASETS",

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from amla_jax.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A dataset cannot be loaded or read as configured; the message says how to fix it."""
 
 

@@ -31,7 +31,8 @@ import time
 import warnings
 from collections.abc import Callable
 
-from amla_jax.amla.task_config import AmlaConfigError, AmlaConfigWarning
+from amla_jax.amla.task_config import AmlaConfigWarning
+from amla_jax.errors import UserError
 from amla_jax.tasks.scheduler import NothingToDo, Scheduler, TaskStatus, tail, task_status
 from amla_jax.tasks.store import COMPLETE, QUEUED, RUNNING, STATES, Task, TaskError
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", AmlaConfigWarning)
             warnings.showwarning = _show_warning
             return args.run(Scheduler(getattr(args, "workspace", None)), args)
-    except (TaskError, AmlaConfigError) as exc:
+    except UserError as exc:
         if isinstance(exc, NothingToDo):
             print(exc)
             return OK
