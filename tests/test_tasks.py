@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import AMLA_FIXTURES, ROOT, TINY_NETWORK, amla_config_paths
+from conftest import AMLA_EXAMPLES, AMLA_FIXTURES, ROOT, TINY_NETWORK, amla_config_paths
 from test_search import TINY
 
 from amla_jax.amla.task_config import (
@@ -38,7 +38,7 @@ from amla_jax.tasks.lifecycle import classify_exit, refresh
 from amla_jax.tasks.store import FAILED, RUNNING, STOPPED, Task, TaskStore
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
-CONSTRUCTION_TEST = AMLA_FIXTURES / "config.nac.construction.json"
+CONSTRUCTION_TEST = AMLA_EXAMPLES / "config.nac.construction.json"
 TASK = ["algo=nac", "dataset=digits", *TINY]  # test_search's tiny NAC run
 
 

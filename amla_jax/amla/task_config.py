@@ -1,7 +1,7 @@
 """AMLA task configs (``config.*.json``) as Hydra overrides for ``python -m amla_jax``.
 
 An AMLA task config holds the network (``arch``, or the ``envelopenet`` section from
-which `amla_jax.spec.load_spec` builds the initial EnvelopeNet), the run's
+which `amla_jax.amla.load_spec` builds the initial EnvelopeNet), the run's
 ``parameters`` and the ``child_training`` recipe (amla_spec.md B). `overrides_from_amla`
 maps each setting onto our config: the network becomes ``spec=<file>``, the mode and
 algorithm pick ``algo=``, the construction settings become ``algo.options.*`` and the
