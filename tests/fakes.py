@@ -19,6 +19,18 @@ CELL = {
     "Branch5": "5x5sep",
     "Branch6": "7x7sep",
 }
+# AMLA's config.nac.construction.json "envelopenet" section (conf/algo/nac.yaml).
+AMLA_SECTION = {
+    "stages": 3,
+    "layers_per_stage": [2, 2, 2],
+    "max_layers_per_stage": [7, 6, 2],
+    "construction": [True, True, False],
+    "parameter_limits": [False, False, False],
+    "max_filter_prune": 6,
+    "envelopecell": CELL,
+    "skip": True,
+    "worst_case": False,
+}
 
 
 @dataclasses.dataclass

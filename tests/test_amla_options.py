@@ -6,29 +6,10 @@ import sys
 
 import pytest
 from conftest import ROOT
+from fakes import AMLA_SECTION
 
 from amla_jax.amla.options import NacOptions, OptionsError, RandomOptions
 from amla_jax.errors import UserError
-
-# AMLA's config.nac.construction.json "envelopenet" section (conf/algo/nac.yaml).
-AMLA_SECTION = {
-    "stages": 3,
-    "layers_per_stage": [2, 2, 2],
-    "max_layers_per_stage": [7, 6, 2],
-    "construction": [True, True, False],
-    "parameter_limits": [False, False, False],
-    "max_filter_prune": 6,
-    "envelopecell": {
-        "Branch1": "1x1",
-        "Branch2": "3x3",
-        "Branch3": "3x3sep",
-        "Branch4": "5x5",
-        "Branch5": "5x5sep",
-        "Branch6": "7x7sep",
-    },
-    "skip": True,
-    "worst_case": False,
-}
 
 
 def test_nac_defaults_are_amlas_construction_settings():

@@ -7,31 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from fakes import AMLA_SECTION, CELL
 
 from amla_jax.amla import envelope as env
 from amla_jax.amla import layout
 from amla_jax.amla import random_networks as rnd
 
-CELL = {
-    "Branch1": "1x1",
-    "Branch2": "3x3",
-    "Branch3": "3x3sep",
-    "Branch4": "5x5",
-    "Branch5": "5x5sep",
-    "Branch6": "7x7sep",
-}
-# AMLA's config.nac.construction.json "envelopenet" section.
-SECTION = {
-    "stages": 3,
-    "layers_per_stage": [2, 2, 2],
-    "max_layers_per_stage": [7, 6, 2],
-    "construction": [True, True, False],
-    "parameter_limits": [False, False, False],
-    "max_filter_prune": 6,
-    "envelopecell": CELL,
-    "skip": True,
-    "worst_case": False,
-}
+SECTION = AMLA_SECTION
 SETTINGS = env.EnvelopeSettings.from_dict(SECTION, stem_width=64)
 W = {"widener": {}}
 
