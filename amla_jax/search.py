@@ -136,7 +136,8 @@ def _quiet_absl() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _checkpoint_manager(directory: Path):
+def checkpoint_manager(directory: Path):
+    """The Orbax manager of a run's search-state checkpoints (the last two kept)."""
     import orbax.checkpoint as ocp  # noqa: PLC0415 (slow import)
 
     options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False)
@@ -236,7 +237,7 @@ def run_search(
     init_key, search_key = jax.random.split(key)
     with (
         _quiet_absl(),
-        _checkpoint_manager(run_dir / SEARCH_DIR) as manager,
+        checkpoint_manager(run_dir / SEARCH_DIR) as manager,
         _StopOnSignal() as stop,
     ):
         step = manager.latest_step()

@@ -144,7 +144,8 @@ def nasnet_cell(ops, inputs, used, reduction: bool = False) -> CellSpec:
 
 
 # --- the networks -----------------------------------------------------------------------
-def _stem(width: int) -> tuple:
+def conv_bn_stem(width: int) -> tuple:
+    """The CIFAR stem of the micro-cell papers: 3x3 conv (no bias) + BatchNorm, no ReLU."""
     options = {
         "kernel_size": [3, 3],
         "outputs": width,
@@ -180,7 +181,7 @@ def darts_v2(channels: int = 36, num_normal: int = 6, genotype=None) -> NetworkS
         ("reduction", darts_cell(reduce, (2, 3, 4, 5), True)),
     )
     body = MicroSpec(cells, _sequence(num_normal, 2 * num_normal + 1), channels, "darts")
-    return NetworkSpec(body, _stem(3 * channels), _head(), "darts_v2")
+    return NetworkSpec(body, conv_bn_stem(3 * channels), _head(), "darts_v2")
 
 
 def enas_micro(channels: int = 36, num_normal: int = 5, paper_cell: bool = False) -> NetworkSpec:
@@ -200,7 +201,7 @@ def enas_micro(channels: int = 36, num_normal: int = 5, paper_cell: bool = False
         drop_path_by_depth=True,
         final_relu=True,
     )
-    return NetworkSpec(body, _stem(3 * channels), _head(0.8, fc_bias=False), "enas_micro")
+    return NetworkSpec(body, conv_bn_stem(3 * channels), _head(0.8, fc_bias=False), "enas_micro")
 
 
 def amoebanet_b(channels: int = 128, num_normal: int = 6) -> NetworkSpec:
@@ -217,13 +218,13 @@ def amoebanet_b(channels: int = 128, num_normal: int = 6) -> NetworkSpec:
         drop_path_by_depth=True,
         final_relu=True,
     )
-    return NetworkSpec(body, _stem(3 * channels), _head(1.0), "amoebanet_b")
+    return NetworkSpec(body, conv_bn_stem(3 * channels), _head(1.0), "amoebanet_b")
 
 
 def enas_macro(sep_as_conv: bool = True) -> NetworkSpec:
     """ENAS macro as the released 24-layer final script builds it (genotypes.md §3)."""
     body = EnasMacroSpec(split_arc(" ".join(ENAS_MACRO_ARC)), 96, sep_as_conv=sep_as_conv)
-    return NetworkSpec(body, _stem(96), _head(0.5, fc_bias=False), "enas_macro")
+    return NetworkSpec(body, conv_bn_stem(96), _head(0.5, fc_bias=False), "enas_macro")
 
 
 # --- the table ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from fakes import fake_evaluate, template_spec
 from amla_jax.algos import ALGORITHMS, AlgorithmError, get_algorithm
 from amla_jax.config import AlgoConfig
 from amla_jax.errors import UserError
-from amla_jax.search import _checkpoint_manager, restore_search_state, save_search_state
+from amla_jax.search import checkpoint_manager, restore_search_state, save_search_state
 from amla_jax.spec import NetworkSpec
 
 ITERATIONS = 3
@@ -100,9 +100,9 @@ def test_state_survives_orbax_and_continues_identically(name, tmp_path):
     algorithm = make(name)
     state = algorithm.init(KEY)
     _, state = step(algorithm, state, 0)
-    with _checkpoint_manager(tmp_path / "search") as manager:
+    with checkpoint_manager(tmp_path / "search") as manager:
         save_search_state(manager, 1, name, state)
-    with _checkpoint_manager(tmp_path / "search") as manager:
+    with checkpoint_manager(tmp_path / "search") as manager:
         like = algorithm.init(KEY)
         restored = restore_search_state(manager, manager.latest_step(), name, like)
     assert_same(restored, state)
@@ -118,7 +118,7 @@ def test_state_survives_orbax_and_continues_identically(name, tmp_path):
 
 def test_a_checkpoint_of_another_algorithm_is_refused(tmp_path):
     nac, fixed = make("nac"), make("fixed")
-    with _checkpoint_manager(tmp_path / "search") as manager:
+    with checkpoint_manager(tmp_path / "search") as manager:
         save_search_state(manager, 0, "fixed", fixed.init(KEY))
         with pytest.raises(ValueError, match="holds a 'fixed' search, not 'nac'"):
             restore_search_state(manager, 0, "nac", nac.init(KEY))

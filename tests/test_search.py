@@ -1,6 +1,7 @@
 """Tests for amla_jax.search: the checkpointed, resumable ask/evaluate/tell loop."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -180,7 +181,9 @@ def test_make_evaluator_trains_a_candidate(tmp_path):
     assert rows[0]["flops"] > 0 and rows[0]["num_params"] > 0
     assert set(rows[0]["utilities"]) == {f"Cell{c}/Branch{b}" for c in (1, 3) for b in (1, 2, 3)}
     assert set(rows[1]["utilities"]) == set(layout.branch_names(rows[1]["spec"]["arch"]))
-    assert rows[1]["scalars"] and rows[1]["metrics"]["test/accuracy"] >= 0
+    assert rows[1]["scalars"] and math.isfinite(rows[1]["metrics"]["train/loss"])
+    assert {"validation/accuracy", "test/accuracy"} <= set(rows[1]["metrics"])
+    assert 0 < rows[1]["metrics"]["test/accuracy"] <= 1  # a real evaluation, not a default
     assert (tmp_path / "checkpoints" / "candidate_1").exists()
     assert evaluate.count_params(outcome.best_spec) > 0
 

@@ -164,7 +164,7 @@ def _reduced(spec: NetworkSpec) -> NetworkSpec:
     body = dataclasses.replace(
         spec.body, channels=4, network=("normal", "reduction", "aux", "normal")
     )
-    stem = zoo._stem(12)
+    stem = zoo.conv_bn_stem(12)
     return NetworkSpec(body, stem, spec.head, spec.name)
 
 
@@ -175,7 +175,7 @@ REDUCED = {
     "enas_macro": (
         lambda: NetworkSpec(
             EnasMacroSpec(split_arc(" ".join(zoo.ENAS_MACRO_ARC))[:6], 4),
-            zoo._stem(4),
+            zoo.conv_bn_stem(4),
             zoo.enas_macro().head,
             "enas_macro_reduced",
         ),
@@ -229,7 +229,7 @@ def test_reduced_darts_learns_digits():
 
     full = zoo.darts_v2(channels=8, num_normal=1)
     body = dataclasses.replace(full.body, network=tuple(e for e in full.body.network if e != "aux"))
-    spec = NetworkSpec(body, zoo._stem(24), full.head, "darts_v2_digits")
+    spec = NetworkSpec(body, zoo.conv_bn_stem(24), full.head, "darts_v2_digits")
     recipe = yaml.safe_load((CONF / "optim" / "darts.yaml").read_text())
     optim = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(OptimConfig), recipe))
     train = TrainConfig(epochs=15, batch_size=32, progress=False, checkpoint=False)
