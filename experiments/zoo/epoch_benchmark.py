@@ -7,6 +7,7 @@ the model, not the input pipeline. Prints one JSON line.
 Synopsis::
 
     python experiments/zoo/epoch_benchmark.py --network darts_v2 --batch 96 --steps 521
+    python experiments/zoo/epoch_benchmark.py --network my_spec.json --batch 2 --steps 1  # tiny
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import argparse
 import functools
 import json
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from amla_jax.amla import load_spec
 from amla_jax.nn import build_model, init_variables, param_count
 from amla_jax.zoo import load_network
 
@@ -54,12 +57,15 @@ def make_step(model, tx, images, labels, l2: float, aux_weight: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--network", default="darts_v2", help="a conf/model name")
+    parser.add_argument(
+        "--network", default="darts_v2", help="a conf/model name, or a spec JSON file"
+    )
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--steps", type=int, default=521, help="50,000 // 96 + 1 = one epoch")
     parser.add_argument("--epochs", type=int, default=600, help="for the lr and drop-path ramps")
     args = parser.parse_args()
-    spec = load_network(args.network)
+    path = Path(args.network)
+    spec = load_spec(path) if path.suffix == ".json" else load_network(args.network)
     model = build_model(spec, 10)
     key = jax.random.key(0)
     variables = init_variables(model, key, (32, 32, 3), args.batch)

@@ -1,0 +1,54 @@
+"""Every benchmark script under experiments/ still runs, at a tiny size (a tiny network,
+batch 2, one step): the numbers they record must stay reproducible at main."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, TINY_NETWORK
+
+
+def _run(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture
+def tiny_json(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_NETWORK))
+    return path
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_runs_tiny(tiny_json, tmp_path):
+    out = tmp_path / "bench.json"
+    _run(
+        "experiments/bench/train_step.py",
+        *("--network", str(tiny_json), "--batch", "2", "--steps", "1", "--warmup", "0"),
+        *("--impl", "auto", "--json", str(out)),
+    )
+    assert out.exists() and out.read_text().strip()
+
+
+@pytest.mark.slow
+def test_zoo_epoch_benchmark_runs_tiny(tmp_path):
+    # The zoo benchmark times micro-cell recipes (drop-path, auxiliary head): a DARTS V2
+    # network of width 4 with one normal cell per stage.
+    from amla_jax import zoo
+
+    path = tmp_path / "darts_tiny.json"
+    path.write_text(json.dumps(zoo.darts_v2(channels=4, num_normal=1).to_json()))
+    args = ("--network", str(path), "--batch", "2", "--steps", "1", "--epochs", "1")
+    record = json.loads(_run("experiments/zoo/epoch_benchmark.py", *args).splitlines()[-1])
+    assert record["steps"] == 1 and record["params"] > 0 and record["step_ms"] > 0
