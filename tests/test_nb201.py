@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from test_cli import amla
@@ -227,7 +228,9 @@ def test_model_nb201_trains_end_to_end_on_digits(tmp_path):
     spec = NetworkSpec.from_json(row["spec"])
     assert spec.body == NB201Spec(parse_arch_string(BEST), 16, 1)
     assert row["num_params"] == reference_params(spec.body.ops, 16, 1, 10, in_channels=1)
-    assert row["steps"] == 4 and 0.0 <= row["metrics"]["test/accuracy"] <= 1.0
+    assert row["steps"] == 4 and row["compile_seconds"] > 0
+    metrics = row["metrics"]
+    assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["test/loss"]), metrics
 
 
 def test_model_nb201_takes_any_cell_from_the_command_line():
