@@ -31,7 +31,8 @@ FORMAT = "amla_jax.spec/1"
 STEM_BLOCKS = ("conv2d", "max_pool", "avg_pool", "lrn", "dropout", "cutout", "batch_norm", "relu")
 HEAD_BLOCKS = ("reduce_mean", "flatten", "dropout", "fc", "fc-final")
 
-# Body classes by their JSON ``type``.
+# Body classes by their JSON ``type``. ``nb201`` (`amla_jax.spec.nb201.NB201Spec`) adds
+# itself on import: that module builds NetworkSpecs, so importing it here would be a cycle.
 BODY_TYPES = {"macro": MacroSpec, "micro": MicroSpec, "enas_macro": EnasMacroSpec}
 
 
