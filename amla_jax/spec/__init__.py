@@ -24,9 +24,9 @@ from amla_jax.spec.nb201 import (
     NB201_OPS,
     NB201Spec,
     arch_string,
-    nb201_network,
     parse_arch_string,
 )
+from amla_jax.spec.nb201_network import nb201_network
 from amla_jax.spec.network import (
     BODY_TYPES,
     DEFAULT_HEAD,

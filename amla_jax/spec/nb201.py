@@ -22,7 +22,7 @@ Our JSON (``arch`` of a `NetworkSpec`)::
 
 Synopsis::
 
-    from amla_jax.spec.nb201 import arch_string, nb201_network, parse_arch_string
+    from amla_jax.spec import arch_string, nb201_network, parse_arch_string
     ops = parse_arch_string("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
     arch_string(ops) == "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
     spec = nb201_network(ops, channels=16, cells_per_stage=5, num_classes=10)
@@ -34,8 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from amla_jax.spec.base import SpecError, check, freeze, is_int
-from amla_jax.spec.network import BODY_TYPES, BlockSpec, NetworkSpec
+from amla_jax.spec.base import SpecError, check, is_int
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Edge (to, from) in the order the architecture string lists them.
@@ -145,38 +144,3 @@ class NB201Spec:
             raise SpecError("arch: give exactly one of 'ops' (six op names) or 'arch' (string)")
         ops = parse_arch_string(data["arch"]) if "arch" in data else data["ops"]
         return cls(ops, data.get("channels", 16), data.get("cells_per_stage", 5))
-
-
-# NB201's body type; registered here because this module builds NetworkSpecs, so
-# amla_jax.spec.network cannot import it without a cycle (amla_jax.spec imports this).
-BODY_TYPES["nb201"] = NB201Spec
-
-
-def nb201_network(
-    ops: Any,
-    channels: int = 16,
-    cells_per_stage: int = 5,
-    num_classes: int = 10,
-    name: str = "",
-) -> NetworkSpec:
-    """NB201's whole network (``TinyNetwork``) for a cell given as op names or arch string.
-
-    Stem: 3x3 conv (no bias) + affine BN with PyTorch's epsilon, no ReLU. Body: the
-    cells, reduction blocks and the final BN-ReLU. Head: global average pool + linear.
-    """
-    ops = parse_arch_string(ops) if isinstance(ops, str) else ops
-    body = NB201Spec(tuple(ops) if isinstance(ops, list) else ops, channels, cells_per_stage)
-    stem_conv = {
-        "kernel_size": [3, 3],
-        "outputs": channels,
-        "use_bias": False,
-        "batch_norm": True,
-        "bn_epsilon": 1e-5,
-        "activation": "none",
-    }
-    stem = ((BlockSpec("conv2d", freeze(stem_conv)),),)
-    head = (
-        BlockSpec("reduce_mean"),
-        BlockSpec("fc-final", freeze({"outputs": num_classes})),
-    )
-    return NetworkSpec(body, stem, head, name)

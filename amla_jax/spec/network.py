@@ -25,15 +25,20 @@ from amla_jax.spec.base import SpecError, freeze, thaw
 from amla_jax.spec.enas import EnasMacroSpec
 from amla_jax.spec.macro import MacroSpec
 from amla_jax.spec.micro import MicroSpec
+from amla_jax.spec.nb201 import NB201Spec
 
 FORMAT = "amla_jax.spec/1"
 
 STEM_BLOCKS = ("conv2d", "max_pool", "avg_pool", "lrn", "dropout", "cutout", "batch_norm", "relu")
 HEAD_BLOCKS = ("reduce_mean", "flatten", "dropout", "fc", "fc-final")
 
-# Body classes by their JSON ``type``. ``nb201`` (`amla_jax.spec.nb201.NB201Spec`) adds
-# itself on import: that module builds NetworkSpecs, so importing it here would be a cycle.
-BODY_TYPES = {"macro": MacroSpec, "micro": MicroSpec, "enas_macro": EnasMacroSpec}
+# Body classes by their JSON ``type``.
+BODY_TYPES = {
+    "macro": MacroSpec,
+    "micro": MicroSpec,
+    "enas_macro": EnasMacroSpec,
+    "nb201": NB201Spec,
+}
 
 
 def body_from_json(data: Any):
