@@ -52,11 +52,11 @@ def assert_same(a, b):
 
 def test_registry_is_a_plain_dict_of_every_algorithm():
     assert type(ALGORITHMS) is dict
-    assert set(ALGORITHMS) == {"fixed", "nac", "nac_worst", "random"}
+    assert set(ALGORITHMS) == {"evolution", "fixed", "nac", "nac_worst", "random", "random_space"}
 
 
 def test_unknown_algorithm_is_a_user_error_listing_the_valid_names():
-    with pytest.raises(AlgorithmError, match="'nope'; valid: fixed, nac, nac_worst, random$"):
+    with pytest.raises(AlgorithmError, match="'nope'; valid: evolution, fixed, nac, nac_worst, random, random_space$"):
         get_algorithm("nope")
     assert issubclass(AlgorithmError, UserError)
 

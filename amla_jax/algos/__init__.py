@@ -3,7 +3,7 @@
 Synopsis::
 
     from amla_jax.algos import ALGORITHMS, get_algorithm
-    sorted(ALGORITHMS)                       # ['fixed', 'nac', 'nac_worst', 'random']
+    sorted(ALGORITHMS)                       # ['evolution', 'fixed', 'nac', ...]
     algorithm = get_algorithm("nac")(algo_cfg, template_spec)
 
 To add an algorithm, write its factory ``make_<name>(cfg, template) -> Algorithm`` in its
@@ -11,15 +11,19 @@ own module (see `amla_jax.algos.base` for the contract) and add it below.
 """
 
 from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
+from amla_jax.algos.evolution import make_evolution
 from amla_jax.algos.fixed import make_fixed
 from amla_jax.algos.nac import make_nac, make_nac_worst
 from amla_jax.algos.random_search import make_random
+from amla_jax.algos.random_space import make_random_space
 
 ALGORITHMS: dict[str, AlgorithmFactory] = {
+    "evolution": make_evolution,
     "fixed": make_fixed,
     "nac": make_nac,
     "nac_worst": make_nac_worst,
     "random": make_random,
+    "random_space": make_random_space,
 }
 
 
