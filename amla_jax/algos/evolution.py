@@ -3,8 +3,9 @@
 The first ``population`` archs are uniform samples. Afterwards each ask draws
 ``tournament`` members of the population uniformly without replacement, mutates the
 best of them (the space's ``mutate``: one decision changed) and, when told, adds the
-child and removes the OLDEST member (not the worst: that is the regularisation).
-``best`` is the evaluated arch with the highest objective over the whole history.
+child and removes the OLDEST member (not the worst: that is the regularisation). The
+population is always the last ``population`` archs evaluated, so the state needs only
+the history. ``best`` is the evaluated arch with the highest objective.
 
 Options (``algo.options``, plus `amla_jax.algos.space_search`'s): ``population`` (20),
 ``tournament`` (5).
@@ -16,29 +17,34 @@ Synopsis::
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from amla_jax.algos.base import Algorithm, AlgorithmError
-from amla_jax.algos.space_search import SpaceSearch, best_arch, records, told
+from amla_jax.algos.space_search import (
+    SpaceSearch,
+    append,
+    arch_at,
+    best_of,
+    decode,
+    describe_state,
+    split_key,
+)
 from amla_jax.spaces.base import key_to_rng
 
 
 class EvolutionState(NamedTuple):
-    """iteration; history: JSON ``[[arch, score], ...]``; population: JSON list of
-    history indices, oldest first; best_index."""
+    """iteration; archs/scores: the history (`space_search.append`), whose last
+    ``population`` entries are the population; best_index."""
 
     iteration: int
-    history: str
-    population: str
+    archs: str
+    scores: str
     best_index: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            **self._asdict(),
-            "history": records(self.history),
-            "population": json.loads(self.population),
-        }
+        return describe_state(self)
 
 
 def make_evolution(cfg, template) -> Algorithm:
@@ -49,40 +55,29 @@ def make_evolution(cfg, template) -> Algorithm:
         raise AlgorithmError(
             f"algo.options.tournament: {tournament} must be in 1..population ({size})"
         )
-    iterations = int(cfg.iterations)
+    iterations, width = int(cfg.iterations), search.width
 
     def init(key) -> EvolutionState:
         del key
-        return EvolutionState(0, "[]", "[]", -1)
+        return EvolutionState(0, "", "", -1)
 
     def ask(key, state):
-        population = json.loads(state.population)
-        if len(population) < size:
+        if state.iteration < size:
             return search.spec(search.space.sample(key)), state
-        parent_key, child_key = _split(key)
-        rng = key_to_rng(parent_key)
-        entries = records(state.history)
-        drawn = rng.choice(len(population), size=tournament, replace=False)
-        # the best of the tournament; the oldest on ties, like best_index
-        parent = max(sorted(int(d) for d in drawn), key=lambda d: entries[population[d]][1])
-        arch = tuple(entries[population[parent]][0])
+        parent_key, child_key = split_key(key)
+        archs, scores = decode(state.archs, state.scores, width)
+        start = state.iteration - size  # the population: the last `size` evaluated
+        drawn = np.sort(key_to_rng(parent_key).choice(size, size=tournament, replace=False))
+        parent = start + drawn[int(np.argmax(scores[start + drawn]))]  # oldest on ties
+        arch = tuple(int(a) for a in archs[parent])
         return search.spec(search.space.mutate(child_key, arch)), state
 
     def tell(state, spec, result):
         arch = search.space.from_spec(spec)
-        history, best = told(state.history, arch, search.objective(result))
-        population = [*json.loads(state.population), state.iteration]
-        if len(population) > size:
-            population = population[1:]  # age-based removal
-        return EvolutionState(state.iteration + 1, history, json.dumps(population), best)
+        archs, scores = append(state.archs, state.scores, arch, search.objective(result))
+        return EvolutionState(state.iteration + 1, archs, scores, best_of(scores))
 
     def best(state):
-        return search.spec(best_arch(cfg.name, state.history, state.best_index))
+        return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
 
     return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
-
-
-def _split(key):
-    import jax  # noqa: PLC0415
-
-    return jax.random.split(key)

@@ -23,14 +23,15 @@ Synopsis::
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from amla_jax.algos.base import AlgorithmError
-from amla_jax.selection import best_index
+import numpy as np
+
 from amla_jax.spaces import SearchSpace, get_space
+from amla_jax.spaces.base import key_to_rng
 
 COMMON_OPTIONS = ("space", "space_options", "objective")
 _TERM = re.compile(r"\s*([+-]?)\s*(?:([0-9.eE+-]+)\s*\*\s*)?([A-Za-z_][\w/]*)\s*")
@@ -104,6 +105,7 @@ class SpaceSearch:
         space = get_space(str(given.get("space", "nb201")))(**dict(given.get("space_options") or {}))
         terms = parse_objective(str(given.get("objective", "validation/accuracy")))
         options = {k: type(v)(given.get(k, v)) for k, v in defaults.items()}
+        check_digits(space)
         return cls(space, terms, options, template)
 
     def objective(self, result) -> float:
@@ -112,20 +114,62 @@ class SpaceSearch:
     def spec(self, arch):
         return self.space.to_spec(arch, self.template)
 
-
-def records(history: str) -> list[list]:
-    """The history JSON as ``[[arch list, score], ...]``, oldest first."""
-    return json.loads(history)
-
-
-def told(history: str, arch, score: float) -> tuple[str, int]:
-    """The history with ``(arch, score)`` appended, and the best entry's index."""
-    entries = [*records(history), [list(arch), float(score)]]
-    return json.dumps(entries), best_index([s for _, s in entries])
+    @property
+    def width(self) -> int:
+        return len(self.space.choices)
 
 
-def best_arch(name: str, history: str, index: int) -> tuple[int, ...]:
-    """The arch at ``index`` of the history (the best), or `AlgorithmError` if empty."""
+# The history is two strings, so the state stays a fixed pytree of str leaves and reading
+# it back is C-speed (a JSON list of 300 entries, parsed at every ask, was most of a
+# table-driven search's time): ``archs`` is one digit per decision (every space's
+# options number < 10), ``scores`` the float64 bytes of the objective values, in hex.
+
+
+def check_digits(space) -> None:
+    if max(space.choices) > 10:
+        raise AlgorithmError(f"space {space.name}: a decision with > 10 options")
+
+
+def append(archs: str, scores: str, arch, score: float) -> tuple[str, str]:
+    """The history with ``(arch, score)`` appended."""
+    return archs + "".join(map(str, arch)), scores + np.float64(score).tobytes().hex()
+
+
+def decode(archs: str, scores: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The history as an (n, width) int array of archs and an (n,) float array of scores."""
+    codes = np.frombuffer(archs.encode(), np.uint8).astype(np.int64) - ord("0")
+    return codes.reshape(-1, width), np.frombuffer(bytes.fromhex(scores), np.float64)
+
+
+def best_of(scores: str) -> int:
+    """The index of the best score (earliest on ties, as `amla_jax.selection`), -1 if none."""
+    values = np.frombuffer(bytes.fromhex(scores), np.float64)
+    return int(np.argmax(values)) if len(values) else -1
+
+
+def history_json(archs: str, scores: str, width: int) -> list:
+    """The history as ``[[arch, score], ...]`` for logs."""
+    codes, values = decode(archs, scores, width)
+    return [[c.tolist(), float(v)] for c, v in zip(codes, values, strict=True)]
+
+
+def describe_state(state) -> dict[str, Any]:
+    """``state`` as JSON data for logs, its history decoded into ``[[arch, score], ...]``."""
+    out = {k: v for k, v in state._asdict().items() if k not in ("archs", "scores")}
+    width = len(state.archs) // max(1, len(state.scores) // 16)
+    out["history"] = history_json(state.archs, state.scores, width) if state.scores else []
+    return out
+
+
+def arch_at(name: str, archs: str, width: int, index: int) -> tuple[int, ...]:
+    """The arch at ``index`` of the history, or `AlgorithmError` if there is none."""
     if index < 0:
         raise AlgorithmError(f"{name}: no network has been evaluated yet")
-    return tuple(records(history)[index][0])
+    return tuple(int(c) for c in archs[index * width : (index + 1) * width])
+
+
+def split_key(key, n: int = 2) -> list:
+    """``n`` raw (uint32[2]) keys drawn from ``key`` with numpy: a JAX split costs a
+    dispatch (~0.1 ms), a table lookup a microsecond."""
+    rng = key_to_rng(key)
+    return [rng.integers(0, 2**32, size=2, dtype=np.uint32) for _ in range(n)]

@@ -54,12 +54,17 @@ class SearchSpace(NamedTuple):
 
 
 def key_to_rng(key) -> np.random.Generator:
-    """A numpy generator seeded from a JAX key (typed or raw): numpy draws are far
-    cheaper than JAX dispatches for the few integers a discrete space needs."""
-    import jax  # noqa: PLC0415 (only for the key's bits)
+    """A numpy generator seeded from a JAX key: a typed key, or raw key data (uint32, a
+    JAX or numpy array). Numpy draws are far cheaper than JAX dispatches for the few
+    integers a discrete space needs; a typed key and its data give the same generator."""
+    if isinstance(key, np.ndarray):
+        data = key
+    else:
+        import jax  # noqa: PLC0415 (only for the key's bits)
 
-    data = np.asarray(jax.random.key_data(key)).ravel()
-    return np.random.default_rng([int(x) for x in data])
+        is_typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        data = np.asarray(jax.random.key_data(key) if is_typed else key)
+    return np.random.default_rng([int(x) for x in data.ravel()])
 
 
 def uniform_sample(choices: tuple[int, ...], rng: np.random.Generator) -> Arch:
