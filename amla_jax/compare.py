@@ -166,6 +166,10 @@ def main(argv=None) -> int:
     parser.add_argument("--options", default="{}", help='JSON {"algo": {option: value}}')
     parser.add_argument("--out", default="experiments/nb201_compare")
     args = parser.parse_args(argv)
+    from amla_jax.runner import enable_compilation_cache, prefer_fast_compiles  # noqa: PLC0415
+
+    prefer_fast_compiles()  # BANANAS' ensemble compiles once per padded size
+    enable_compilation_cache()
     try:
         summary = compare(args.algos.split(","), args.seeds, args.queries, args.objective,
                           json.loads(args.options))
