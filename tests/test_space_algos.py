@@ -91,3 +91,19 @@ def test_a_bad_objective_is_a_user_error(bad):
 def test_an_unknown_option_names_the_key():
     with pytest.raises(AlgorithmError, match="algo.options.populaton: unknown for evolution"):
         get_algorithm("evolution")(AlgoConfig("evolution", 3, {"populaton": 3}), None)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_search_runs_on_the_darts_space(name):
+    from fakes import fake_evaluate
+
+    darts = get_space("darts")(channels=8, num_normal=1)
+    options = {**TINY[name], "space": "darts", "space_options": {"channels": 8, "num_normal": 1}}
+    algorithm = get_algorithm(name)(AlgoConfig(name, 8, options), None)
+    key, state, i = jax.random.key(2), None, 0
+    state = algorithm.init(key)
+    while not algorithm.done(state):
+        spec, state = algorithm.ask(jax.random.fold_in(key, i), state)
+        state = algorithm.tell(state, spec, fake_evaluate(spec, key, i))
+        i += 1
+    assert len(darts.from_spec(algorithm.best(state))) == 32

@@ -54,3 +54,16 @@ def test_nb201_arch_string_order_and_paths():
     assert space.encode_path(arch).sum() == 2
     assert space.encode_path((0,) * 6).sum() == 0
     np.testing.assert_array_equal(space.encode_path((1,) * 6).sum(), 4)
+
+
+def test_darts_cells_go_into_a_micro_template():
+    from amla_jax.zoo import DARTS_V2_NORMAL, DARTS_V2_REDUCE, darts_v2
+
+    space = get_space("darts")()
+    template = darts_v2(channels=8, num_normal=1)
+    arch = space.from_spec(template)
+    assert space.to_spec(arch, template) == template  # DARTS V2's own genotype
+    child = space.mutate(KEY, arch)
+    spec = space.to_spec(child, template)
+    assert spec.body.network == template.body.network and space.from_spec(spec) == child
+    assert len(DARTS_V2_NORMAL) == len(DARTS_V2_REDUCE) == 8

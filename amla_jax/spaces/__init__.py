@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amla_jax.spaces.base import Arch, SearchSpace, SpaceError
+from amla_jax.spaces.darts import make_darts
 from amla_jax.spaces.nb201 import make_nb201
 
-SPACES: dict[str, Callable[..., SearchSpace]] = {"nb201": make_nb201}
+SPACES: dict[str, Callable[..., SearchSpace]] = {"darts": make_darts, "nb201": make_nb201}
 
 
 def get_space(name: str) -> Callable[..., SearchSpace]:
