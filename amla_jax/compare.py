@@ -74,7 +74,12 @@ def compare(algos, seeds: int, queries: int, objective: str, options=None) -> di
 
     evaluate = make_tabular_evaluator(objective)
     space = get_space("nb201")()
-    summary = {"objective": objective, "seeds": seeds, "queries": queries, "source": evaluate.source}
+    summary = {
+        "objective": objective,
+        "seeds": seeds,
+        "queries": queries,
+        "source": evaluate.source,
+    }
     summary["algorithms"] = {}
     for name in algos:
         start = time.perf_counter()
@@ -94,8 +99,11 @@ def compare(algos, seeds: int, queries: int, objective: str, options=None) -> di
             "std": float(finals.std(ddof=1)) if seeds > 1 else 0.0,
             "trials": trials,
         }
-        print(f"{name}: {finals.mean():.4f} ± {summary['algorithms'][name]['std']:.4f} "
-              f"({seeds} seeds, {seconds:.1f} s)", flush=True)
+        print(
+            f"{name}: {finals.mean():.4f} ± {summary['algorithms'][name]['std']:.4f} "
+            f"({seeds} seeds, {seconds:.1f} s)",
+            flush=True,
+        )
     return summary
 
 
@@ -147,18 +155,28 @@ def plot(summary: dict, out: Path) -> None:
     ax = fig.add_subplot()
     for name, entry in algos.items():
         trials = entry["trials"]
-        ax.scatter([100 * t["baseline_accuracy"] for t in trials],
-                   [100 * t["accuracy"] for t in trials], s=12, alpha=0.6,
-                   color=colors[name], label=name)
-    ax.set(xlabel="baseline accuracy (%)", ylabel=f"{summary['objective']} (%)",
-           title="returned architectures")
+        ax.scatter(
+            [100 * t["baseline_accuracy"] for t in trials],
+            [100 * t["accuracy"] for t in trials],
+            s=12,
+            alpha=0.6,
+            color=colors[name],
+            label=name,
+        )
+    ax.set(
+        xlabel="baseline accuracy (%)",
+        ylabel=f"{summary['objective']} (%)",
+        title="returned architectures",
+    )
     ax.legend(loc="lower right")
     save_figure(fig, out / "scatter.png")
 
 
 def main(argv=None) -> int:
     start = time.perf_counter()
-    parser = argparse.ArgumentParser(prog="python -m amla_jax.compare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m amla_jax.compare", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--algos", default=DEFAULT_ALGOS)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--queries", type=int, default=300)
@@ -171,8 +189,13 @@ def main(argv=None) -> int:
     prefer_fast_compiles()  # BANANAS' ensemble compiles once per padded size
     enable_compilation_cache()
     try:
-        summary = compare(args.algos.split(","), args.seeds, args.queries, args.objective,
-                          json.loads(args.options))
+        summary = compare(
+            args.algos.split(","),
+            args.seeds,
+            args.queries,
+            args.objective,
+            json.loads(args.options),
+        )
     except UserError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

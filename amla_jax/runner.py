@@ -33,9 +33,9 @@ from amla_jax.data import load_dataset
 from amla_jax.evaluators import get_evaluator
 from amla_jax.rundir import SPEC_FILE, replacing
 from amla_jax.search import SearchOutcome, run_search
-
-EVALUATOR_FILE = "evaluator.json"
 from amla_jax.spec import NetworkSpec, SpecError
+
+EVALUATOR_FILE = "evaluator.json"  # a table run's evaluator, column and source
 
 
 def validate(cfg: RunConfig) -> None:

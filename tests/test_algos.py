@@ -59,7 +59,10 @@ def test_registry_is_a_plain_dict_of_every_algorithm():
 
 
 def test_unknown_algorithm_is_a_user_error_listing_the_valid_names():
-    with pytest.raises(AlgorithmError, match="'nope'; valid: bananas, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$"):
+    with pytest.raises(
+        AlgorithmError,
+        match="'nope'; valid: bananas, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
+    ):
         get_algorithm("nope")
     assert issubclass(AlgorithmError, UserError)
 

@@ -34,7 +34,9 @@ def _assert_user_error(proc, *words):
 
 
 def test_unknown_algorithm_and_dataset(tmp_path):
-    _assert_user_error(amla("algo=evolutionary", f"hydra.run.dir={tmp_path}"), "algo/evolutionary", "nac")
+    _assert_user_error(
+        amla("algo=evolutionary", f"hydra.run.dir={tmp_path}"), "algo/evolutionary", "nac"
+    )
     _assert_user_error(amla("dataset=svhn", f"hydra.run.dir={tmp_path}"), "dataset/svhn", "digits")
 
 
@@ -78,8 +80,14 @@ def test_evolution_on_the_table_records_its_source(tmp_path):
 
     pytest.importorskip("analognasbench")
     run_dir = tmp_path / "run"
-    args = ("algo=evolution", "search_space=nb201", "evaluator=tabular",
-            "evaluator.column=analog_accuracy", "algo.iterations=30", f"hydra.run.dir={run_dir}")
+    args = (
+        "algo=evolution",
+        "search_space=nb201",
+        "evaluator=tabular",
+        "evaluator.column=analog_accuracy",
+        "algo.iterations=30",
+        f"hydra.run.dir={run_dir}",
+    )
     proc = amla(*args)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
@@ -98,8 +106,19 @@ def test_missing_tabular_extra_names_the_install_command(tmp_path):
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'analognasbench'\")\n")
     env = {**os.environ, "PYTHONPATH": str(shadow.parent), "AMLA_JAX_CACHE": str(tmp_path / "c")}
     proc = subprocess.run(
-        [sys.executable, "-m", "amla_jax", "algo=evolution", "search_space=nb201",
-         "evaluator=tabular", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "amla_jax",
+            "algo=evolution",
+            "search_space=nb201",
+            "evaluator=tabular",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     _assert_user_error(proc, "analog-nasbench", 'pip install -e ".[tabular]"')

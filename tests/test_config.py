@@ -39,7 +39,14 @@ def run_config(*overrides: str) -> RunConfig:
 
 def test_the_groups_are_found_and_none_is_empty():
     assert GROUPS == [
-        "algo", "dataset", "debug", "evaluator", "experiment", "model", "optim", "search_space"
+        "algo",
+        "dataset",
+        "debug",
+        "evaluator",
+        "experiment",
+        "model",
+        "optim",
+        "search_space",
     ]
     assert all(_options(group) for group in GROUPS)
 

@@ -17,8 +17,15 @@ TINY = {
     "evolution": {"population": 4, "tournament": 2},
     "local_search": {"initial": 3},
     "reinforce": {"learning_rate": 0.1},
-    "bananas": {"initial": 4, "ensemble": 2, "hidden": 4, "epochs": 3, "candidates": 8,
-                "parents": 2, "batch": 3},
+    "bananas": {
+        "initial": 4,
+        "ensemble": 2,
+        "hidden": 4,
+        "epochs": 3,
+        "candidates": 8,
+        "parents": 2,
+        "batch": 3,
+    },
     "random_space": {},
 }
 
@@ -27,8 +34,12 @@ def conv_count(spec, key, candidate_id):
     """More 3x3 convolutions score higher; a deterministic made-up table."""
     arch = SPACE.from_spec(spec)
     score = (sum(a == 3 for a in arch) + 0.1 * sum(a == 2 for a in arch)) / 7
-    return FakeResult({"validation/accuracy": score, "table/analog_accuracy": 1 - score},
-                      {}, {}, num_params=100 * sum(arch))
+    return FakeResult(
+        {"validation/accuracy": score, "table/analog_accuracy": 1 - score},
+        {},
+        {},
+        num_params=100 * sum(arch),
+    )
 
 
 def search(name, iterations=24, **options):
@@ -63,7 +74,10 @@ def test_evolution_children_are_one_mutation_from_the_population():
 def test_local_search_walks_neighbourhoods_and_never_repeats_one():
     _, _, asked = search("local_search", iterations=40)
     after = asked[3:]
-    steps = [sum(x != y for x, y in zip(a, b, strict=True)) for a, b in zip(after, after[1:])]
+    steps = [
+        sum(x != y for x, y in zip(a, b, strict=True))
+        for a, b in zip(after, after[1:], strict=False)
+    ]
     assert steps.count(1) + steps.count(2) > len(steps) // 2  # siblings differ in <= 2
     assert len(set(asked[3:])) == len(asked[3:])
 

@@ -10,8 +10,8 @@ To add an algorithm, write its factory ``make_<name>(cfg, template) -> Algorithm
 own module (see `amla_jax.algos.base` for the contract) and add it below.
 """
 
-from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
 from amla_jax.algos.bananas import make_bananas
+from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
 from amla_jax.algos.evolution import make_evolution
 from amla_jax.algos.fixed import make_fixed
 from amla_jax.algos.local_search import make_local_search

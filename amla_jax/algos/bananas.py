@@ -42,8 +42,16 @@ from amla_jax.algos.space_search import (
 )
 from amla_jax.spaces.base import key_to_rng
 
-DEFAULTS = {"initial": 10, "ensemble": 5, "hidden": 16, "epochs": 100, "learning_rate": 0.01,
-            "candidates": 100, "parents": 10, "batch": 10}
+DEFAULTS = {
+    "initial": 10,
+    "ensemble": 5,
+    "hidden": 16,
+    "epochs": 100,
+    "learning_rate": 0.01,
+    "candidates": 100,
+    "parents": 10,
+    "batch": 10,
+}
 
 
 class BananasState(NamedTuple):
@@ -72,8 +80,10 @@ def ensemble_program(members: int, hidden: int, epochs: int, learning_rate: floa
 
     def init(key, features):
         k1, k2, k3 = jax.random.split(key, 3)
+
         def dense(k, n_in, n_out):
             return (jax.random.normal(k, (n_in, n_out)) * jnp.sqrt(2.0 / n_in), jnp.zeros(n_out))
+
         return [dense(k1, features, hidden), dense(k2, hidden, hidden), dense(k3, hidden, 1)]
 
     def apply(params, x):
@@ -119,6 +129,7 @@ def make_bananas(cfg, template) -> Algorithm:
     if o["initial"] < 2 or min(o["ensemble"], o["batch"], o["candidates"], o["parents"]) < 1:
         raise AlgorithmError("algo.options: bananas needs initial >= 2 and positive sizes")
     iterations = int(cfg.iterations)
+
     def program():
         return ensemble_program(o["ensemble"], o["hidden"], o["epochs"], o["learning_rate"])
 
@@ -152,9 +163,9 @@ def make_bananas(cfg, template) -> Algorithm:
         mask = (np.arange(rows) < n).astype(np.float32)
         c = np.zeros((o["candidates"], x.shape[1]), np.float32)  # padded: one compile
         c[: len(candidates)] = [space.encode_path(a) for a in candidates]
-        predictions = np.asarray(
-            program()(jax.random.wrap_key_data(fit_key), x, y, mask, c)
-        )[:, : len(candidates)]
+        predictions = np.asarray(program()(jax.random.wrap_key_data(fit_key), x, y, mask, c))[
+            :, : len(candidates)
+        ]
         ei = expected_improvement(predictions.mean(0), predictions.std(0), (scores.max() - mu) / sd)
         chosen = np.argsort(-ei, kind="stable")[: o["batch"]]
         return "".join("".join(map(str, candidates[i])) for i in chosen)
@@ -174,7 +185,9 @@ def make_bananas(cfg, template) -> Algorithm:
         archs, scores = append(
             state.archs, state.scores, space.from_spec(spec), search.objective(result)
         )
-        return BananasState(state.iteration + 1, archs, scores, best_of(scores), state.queue[width:])
+        return BananasState(
+            state.iteration + 1, archs, scores, best_of(scores), state.queue[width:]
+        )
 
     def best(state):
         return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))

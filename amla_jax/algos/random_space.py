@@ -52,4 +52,5 @@ def make_random_space(cfg, template) -> Algorithm:
 
     def best(state):
         return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
+
     return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)

@@ -47,9 +47,7 @@ def make_reinforce(cfg, template) -> Algorithm:
     import jax  # noqa: PLC0415
     import optax  # noqa: PLC0415 (only the algorithm needs it)
 
-    search = SpaceSearch.from_config(
-        cfg, template, {"learning_rate": 0.01, "baseline_decay": 0.9}
-    )
+    search = SpaceSearch.from_config(cfg, template, {"learning_rate": 0.01, "baseline_decay": 0.9})
     decay, width = search.options["baseline_decay"], search.width
     optimizer = optax.adam(search.options["learning_rate"])
 
@@ -74,7 +72,12 @@ def make_reinforce(cfg, template) -> Algorithm:
         del key
         zeros = np.zeros(offsets[-1], np.float32)
         opt = optimizer.init(zeros)[0]
-        policy = [zeros.tolist(), int(opt.count), np.asarray(opt.mu).tolist(), np.asarray(opt.nu).tolist()]
+        policy = [
+            zeros.tolist(),
+            int(opt.count),
+            np.asarray(opt.mu).tolist(),
+            np.asarray(opt.nu).tolist(),
+        ]
         return ReinforceState(0, "", "", -1, json.dumps(policy), 0.0)
 
     def ask(key, state):
@@ -98,10 +101,18 @@ def make_reinforce(cfg, template) -> Algorithm:
         opt = optax.ScaleByAdamState(np.int32(count), np.float32(mu), np.float32(nu))
         logits, (opt, *_) = step(grad, (opt, optax.EmptyState()), logits)
         logits = np.asarray(logits)
-        policy = [logits.tolist(), int(opt.count), np.asarray(opt.mu).tolist(),
-                  np.asarray(opt.nu).tolist()]
+        policy = [
+            logits.tolist(),
+            int(opt.count),
+            np.asarray(opt.mu).tolist(),
+            np.asarray(opt.nu).tolist(),
+        ]
         return ReinforceState(
-            state.iteration + 1, archs, scores, best_of(scores), json.dumps(policy),
+            state.iteration + 1,
+            archs,
+            scores,
+            best_of(scores),
+            json.dumps(policy),
             float(decay * baseline + (1 - decay) * reward),
         )
 

@@ -27,9 +27,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from amla_jax.algos.base import AlgorithmError
 import numpy as np
 
+from amla_jax.algos.base import AlgorithmError
 from amla_jax.spaces import SearchSpace, get_space
 from amla_jax.spaces.base import key_to_rng
 
@@ -102,7 +102,9 @@ class SpaceSearch:
                 f"algo.options.{unknown[0]}: unknown for {cfg.name}; valid: "
                 f"{', '.join(sorted((*COMMON_OPTIONS, *defaults)))}"
             )
-        space = get_space(str(given.get("space", "nb201")))(**dict(given.get("space_options") or {}))
+        space = get_space(str(given.get("space", "nb201")))(
+            **dict(given.get("space_options") or {})
+        )
         terms = parse_objective(str(given.get("objective", "validation/accuracy")))
         options = {k: type(v)(given.get(k, v)) for k, v in defaults.items()}
         check_digits(space)

@@ -21,7 +21,6 @@ from amla_jax.errors import UserError
 from amla_jax.evaluators.train import TrainEvaluator, make_train_evaluator
 
 
-
 def make_tabular(dataset=None, optim=None, train=None, run_dir=None, *, column="baseline_accuracy"):
     """`amla_jax.evaluators.tabular.make_tabular_evaluator` with the registry's signature
     (the table needs no dataset, recipe or run directory); imported on first use."""

@@ -191,7 +191,9 @@ class TabularEvaluator:
         values = self.table.values[row(arch)]
         chosen = float(values[self.table.column(self.column)])
         metrics = {"validation/accuracy": chosen, "test/accuracy": chosen}
-        metrics.update({f"table/{c}": float(v) for c, v in zip(self.table.columns, values)})
+        metrics.update(
+            {f"table/{c}": float(v) for c, v in zip(self.table.columns, values, strict=False)}
+        )
         return metrics
 
     def __call__(self, spec, key, candidate_id: int) -> TabularResult:

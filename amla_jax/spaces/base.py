@@ -85,7 +85,10 @@ def one_change(choices: tuple[int, ...], arch: Arch, rng: np.random.Generator) -
 def all_one_changes(choices: tuple[int, ...], arch: Arch) -> tuple[Arch, ...]:
     """Every arch that differs from ``arch`` in exactly one decision, decision-major."""
     return tuple(
-        (*arch[:i], v, *arch[i + 1 :]) for i, n in enumerate(choices) for v in range(n) if v != arch[i]
+        (*arch[:i], v, *arch[i + 1 :])
+        for i, n in enumerate(choices)
+        for v in range(n)
+        if v != arch[i]
     )
 
 
