@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from amla_jax.__main__ import compose_config
 from amla_jax.config import RunConfig
-from amla_jax.spec import NetworkSpec
+from amla_jax.spec import BODY_TYPES, NetworkSpec
 
 CONF = ROOT / "conf"
 # Groups a user picks on the command line. hydra/ holds launcher presets
@@ -92,6 +92,21 @@ def test_optim_amla_is_amlas_recipe():
     assert (optim.l2, optim.clip_norm, optim.ema_decay) == (3e-4, 5.0, 0.9999)
 
 
+def test_optim_nb201_is_nas_bench_201s_recipe():
+    # configs/nas-benchmark/hyper-opts/200E.config; PyTorch's decay 5e-4 is our l2 2.5e-4.
+    optim = run_config("optim=nb201").optim
+    assert (optim.optimizer, optim.momentum, optim.learning_rate) == ("nesterov", 0.9, 0.1)
+    assert (optim.schedule, optim.min_learning_rate, optim.warmup_epochs) == ("cosine", 0.0, 0.0)
+    assert (optim.l2, optim.clip_norm, optim.global_clip_norm, optim.ema_decay) == (
+        2.5e-4,
+        None,
+        None,
+        0.0,
+    )
+    train = run_config("experiment=nb201_cifar10").train
+    assert (train.batch_size, train.epochs) == (256, 200)
+
+
 def test_dataset_names():
     names = {option: run_config(f"dataset={option}").dataset.name for option in _options("dataset")}
     assert names == {
@@ -111,7 +126,7 @@ def test_every_model_network_is_a_valid_spec(option):
         json.dumps(OmegaConf.to_container(compose_config([f"model={option}"]).model.network))
     )
     spec = NetworkSpec.from_json(network)
-    assert spec.to_json()["arch"]["type"] in ("macro", "micro", "enas_macro")
+    assert spec.to_json()["arch"]["type"] in BODY_TYPES
 
 
 # experiment -> (model, optim, dataset name, batch size) it picks.
@@ -122,6 +137,7 @@ EXPERIMENTS = {
     "enas_micro_cifar10": ("enas_micro", "enas_micro", "cifar10", 144),
     "nac_cifar10_final": ("nac_cifar10", "nac_final", "cifar10", 128),
     "nac_imagenet_final": ("nac_imagenet", "nac_imagenet", "imagenet2012", 256),
+    "nb201_cifar10": ("nb201", "nb201", "cifar10", 256),
 }
 
 

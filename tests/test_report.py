@@ -202,7 +202,7 @@ def load_model(name: str) -> NetworkSpec:
     return NetworkSpec.from_json(yaml.safe_load((ROOT / "conf/model" / f"{name}.yaml").read_text())["network"])  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["envelopenet", "darts_v2", "enas_macro", "amla_run"])
+@pytest.mark.parametrize("name", ["envelopenet", "darts_v2", "enas_macro", "amla_run", "nb201"])
 def test_draw_network_for_every_body_type(name, tmp_path):
     path = plots.save_figure(plots.draw_network(load_model(name)), tmp_path / f"{name}.png")
     assert_png(path)

@@ -2,8 +2,8 @@
 
 Modules: `layers` (BatchNorm, SAME padding, CPU-fast convs, LRN, cutout), `macro`
 (AMLA's envelope branches and cells), `micro_ops` / `micro` (cell DAGs: DARTS, ENAS,
-NASNet, AMLA), `enas` (the ENAS macro body), `model` (stem → body → head), `counts`
-(parameters and FLOPs).
+NASNet, AMLA), `enas` (the ENAS macro body), `nb201` (the NAS-Bench-201 body), `model`
+(stem → body → head), `counts` (parameters and FLOPs).
 
 Synopsis::
 

@@ -18,10 +18,16 @@ from amla_jax.nn.enas import EnasMacroBody
 from amla_jax.nn.layers import batch_cutout, batch_norm, conv_init, local_response_norm
 from amla_jax.nn.macro import MacroBody
 from amla_jax.nn.micro import MicroBody
-from amla_jax.spec import BlockSpec, EnasMacroSpec, MacroSpec, MicroSpec, NetworkSpec
+from amla_jax.nn.nb201 import NB201Body
+from amla_jax.spec import BlockSpec, EnasMacroSpec, MacroSpec, MicroSpec, NB201Spec, NetworkSpec
 
 # The Flax body of each spec body class.
-BODIES = {MacroSpec: MacroBody, MicroSpec: MicroBody, EnasMacroSpec: EnasMacroBody}
+BODIES = {
+    MacroSpec: MacroBody,
+    MicroSpec: MicroBody,
+    EnasMacroSpec: EnasMacroBody,
+    NB201Spec: NB201Body,
+}
 
 
 def _pair(value, default: int) -> tuple[int, int]:
@@ -48,7 +54,9 @@ def _stem_block(
             name=name,
         )(x)
         if use_bn:
-            x = batch_norm(train, block.get("bn_momentum", 0.9), scale=True, name=f"{name}_bn")(x)
+            # bn_epsilon: 1e-5 is PyTorch's (NB201's stem); TF-slim's 1e-3 stays the default.
+            momentum, epsilon = block.get("bn_momentum", 0.9), block.get("bn_epsilon", 1e-3)
+            x = batch_norm(train, momentum, scale=True, name=f"{name}_bn", epsilon=epsilon)(x)
         return nn.relu(x) if block.get("activation", "relu") == "relu" else x
     if kind in ("max_pool", "avg_pool"):
         pool = nn.max_pool if kind == "max_pool" else nn.avg_pool

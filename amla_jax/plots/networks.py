@@ -23,7 +23,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, PathPatch
 from matplotlib.path import Path as MplPath
 
 from amla_jax.plots.figure import SKIP_COLOR, WIDENER_COLOR, new_figure
-from amla_jax.spec import skip_sources
+from amla_jax.spec import NB201_EDGES, skip_sources
 
 if TYPE_CHECKING:
     from amla_jax.spec import NetworkSpec
@@ -46,6 +46,8 @@ def draw_network(spec: NetworkSpec, title: str | None = None) -> Figure:
         return _draw_micro(spec.body, title)
     if body_type == "enas_macro":
         nodes, skips = _enas_chain(spec.body)
+    elif body_type == "nb201":
+        nodes, skips = _nb201_chain(spec.body), []
     else:
         nodes, skips = _macro_chain(spec.body)
     stem = ("stem", tuple(_block_label(b) for layer in spec.stem for b in layer), "stem")
@@ -93,6 +95,22 @@ def _enas_chain(body: Any) -> tuple[list[tuple], list[tuple[int, int]]]:
         nodes.append((f"L{k}", lines, kind))
         skips += [(i, k + 1) for i, bit in enumerate(bits) if bit]
     return nodes, skips
+
+
+def _nb201_chain(body: Any) -> list[tuple]:
+    """NAS-Bench-201: a box per stage listing the cell's edges, ResNet blocks between."""
+    short = {"nor_conv_3x3": "conv 3x3", "nor_conv_1x1": "conv 1x1", "skip_connect": "skip"}
+    edges = tuple(
+        f"{src}>{to} {short.get(op, op.replace('_3x3', '').replace('_', ' '))}"
+        for op, (to, src) in zip(body.ops, NB201_EDGES, strict=True)
+    )
+    nodes = []
+    for stage in range(3):
+        width = body.channels * 2**stage
+        if stage:
+            nodes.append((f"reduce to {width} ch", ("ResNet block /2",), "widener"))
+        nodes.append((f"{body.cells_per_stage} cells, {width} ch", edges, "filters"))
+    return [*nodes, ("lastact", ("BN, ReLU",), "other")]
 
 
 def _op_color(op: str) -> str:
