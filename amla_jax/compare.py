@@ -145,7 +145,8 @@ def plot(summary: dict, out: Path) -> None:
         ax.plot(x, mean, color=colors[name], label=name)
         ax.fill_between(x, mean - std, mean + std, color=colors[name], alpha=0.15)
     ax.set(xlabel="queries", ylabel=f"best-so-far {summary['objective']} (%)")
-    low = min(100 * np.mean([t["curve"][9] for t in e["trials"]]) for e in algos.values())
+    at = min(9, summary["queries"] - 1)  # the curves after 10 queries set the y range
+    low = min(100 * np.mean([t["curve"][at] for t in e["trials"]]) for e in algos.values())
     ax.set_ylim(low - 1, None)
     ax.legend(loc="lower right")
     save_figure(fig, out / "anytime.png")
