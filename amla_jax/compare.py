@@ -147,7 +147,8 @@ def plot(summary: dict, out: Path) -> None:
     ax.set(xlabel="queries", ylabel=f"best-so-far {summary['objective']} (%)")
     at = min(9, summary["queries"] - 1)  # the curves after 10 queries set the y range
     low = min(100 * np.mean([t["curve"][at] for t in e["trials"]]) for e in algos.values())
-    ax.set_ylim(low - 1, None)
+    high = max(100 * max(t["curve"][-1] for t in e["trials"]) for e in algos.values())
+    ax.set_ylim(low - 1, high + 0.3)  # the first queries' wide bands would flatten the rest
     ax.legend(loc="lower right")
     save_figure(fig, out / "anytime.png")
     if summary["objective"] == "baseline_accuracy":
