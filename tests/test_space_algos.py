@@ -121,3 +121,17 @@ def test_every_search_runs_on_the_darts_space(name):
         state = algorithm.tell(state, spec, fake_evaluate(spec, key, i))
         i += 1
     assert len(darts.from_spec(algorithm.best(state))) == 32
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_past_the_warm_up_a_restored_state_continues_identically(name, tmp_path):
+    from amla_jax.search import checkpoint_manager, restore_search_state, save_search_state
+
+    algorithm, state, _ = search(name, iterations=10)  # past every warm-up in TINY
+    with checkpoint_manager(tmp_path / "search") as manager:
+        save_search_state(manager, 10, name, state)
+    with checkpoint_manager(tmp_path / "search") as manager:
+        restored = restore_search_state(manager, 10, name, algorithm.init(jax.random.key(0)))
+    assert restored == state
+    key = jax.random.key(5)
+    assert algorithm.ask(key, restored)[0] == algorithm.ask(key, state)[0]
