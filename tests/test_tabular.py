@@ -25,11 +25,16 @@ ALL = list(itertools.product(range(len(OPS)), repeat=6))
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    import os
+def table():
+    return load_table()  # converted once into the cache (~/.cache/amla_jax), then read
 
-    os.environ.setdefault("AMLA_JAX_CACHE", str(tmp_path_factory.mktemp("cache")))
-    return load_table()
+
+def test_the_cached_table_equals_a_fresh_conversion(table, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMLA_JAX_CACHE", str(tmp_path))
+    fresh = load_table()
+    assert list(tmp_path.glob("analog_nasbench-*.npz"))
+    np.testing.assert_array_equal(fresh.values, table.values)
+    assert load_table().columns == fresh.columns
 
 
 def test_rows_are_one_per_arch(table):
