@@ -101,6 +101,19 @@ class AlgoConfig:
 
 
 @dataclass
+class EvaluatorConfig:
+    """How candidates are evaluated: ``train`` (from scratch) or ``tabular`` (looked up).
+
+    Attributes:
+      name: a key of `amla_jax.evaluators.EVALUATORS`.
+      column: ``tabular`` only: the table column answered as ``validation/accuracy``.
+    """
+
+    name: str = "train"
+    column: str = "baseline_accuracy"
+
+
+@dataclass
 class RunConfig:
     """The root config composed by Hydra."""
 
@@ -109,6 +122,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     seed: int = 0
     spec: str | None = None  # a JSON spec file; short for model.path
     run_dir: str = "."

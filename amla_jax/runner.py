@@ -35,6 +35,8 @@ from amla_jax.rundir import SPEC_FILE, replacing
 from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec, SpecError
 
+EVALUATOR_FILE = "evaluator.json"  # a table run's evaluator, column and source
+
 
 def validate(cfg: RunConfig) -> None:
     """Checks the budget-like values that the schema's types cannot."""
@@ -100,6 +102,19 @@ def enable_compilation_cache(directory: str | None = None) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def make_evaluate(cfg: RunConfig, run_dir: Path):
+    """The evaluator named by ``evaluator.name``; a table lookup (``tabular``) loads no
+    dataset and records its source (table and column) in ``<run_dir>/evaluator.json``."""
+    factory = get_evaluator(cfg.evaluator.name)
+    if cfg.evaluator.name != "tabular":
+        return factory(load_dataset(cfg.dataset), cfg.optim, cfg.train, run_dir)
+    evaluate = factory(column=cfg.evaluator.column)
+    meta = {"evaluator": "tabular", "column": cfg.evaluator.column, "source": evaluate.source}
+    with replacing(run_dir / EVALUATOR_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    return evaluate
+
+
 def run(cfg: RunConfig) -> SearchOutcome:
     """Runs ``cfg.algo`` on ``cfg.dataset`` in ``cfg.run_dir`` (resuming if it can).
 
@@ -114,10 +129,9 @@ def run(cfg: RunConfig) -> SearchOutcome:
     enable_compilation_cache()
     template = template_spec(cfg)
     algorithm = get_algorithm(cfg.algo.name)(cfg.algo, template)
-    dataset = load_dataset(cfg.dataset)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    evaluate = get_evaluator("train")(dataset, cfg.optim, cfg.train, run_dir)
+    evaluate = make_evaluate(cfg, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
     with replacing(run_dir / SPEC_FILE) as tmp:
         save_spec(outcome.best_spec, tmp, amla=False)

@@ -182,6 +182,8 @@ def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> d
         "train_seconds": float(result.train_seconds),
         "compile_seconds": float(result.compile_seconds),
     }
+    if getattr(result, "source", None):  # e.g. a table lookup, not a training run
+        row["source"] = result.source
     if result.utilities:
         row["utilities"] = {str(k): float(v) for k, v in result.utilities.items()}
         row["scalars"] = {
@@ -220,7 +222,8 @@ def run_search(
       algorithm: the search algorithm.
       evaluate: ``evaluate(spec, key, candidate_id) -> TrainResult`` (see `amla_jax.evaluators`);
         each candidate's FLOPs are recorded from the result's ``flops``, or else from
-        ``evaluate.count_flops(spec)`` where it has one.
+        ``evaluate.count_flops(spec)`` where it has one; ``evaluate.checkpoint_every``
+        (default 1) spaces the search-state checkpoints out for cheap evaluators.
       run_dir: the run directory (created; resumed if it holds a search checkpoint).
       key: the search's PRNG key; candidate ``i`` uses ``fold_in(key, i)`` only.
       console: print progress and the summary table.
@@ -235,6 +238,10 @@ def run_search(
     run_dir.mkdir(parents=True, exist_ok=True)
     out = Console(quiet=not console, highlight=False, soft_wrap=True)
     init_key, search_key = jax.random.split(key)
+    # An Orbax save costs ~0.1 s: nothing next to training a candidate, everything next to
+    # a table lookup, so a cheap evaluator may ask for a checkpoint every n candidates
+    # (rows after the last checkpoint are dropped on resume and evaluated again).
+    every = max(1, int(getattr(evaluate, "checkpoint_every", 1)))
     with (
         _quiet_absl(),
         checkpoint_manager(run_dir / SEARCH_DIR) as manager,
@@ -263,7 +270,8 @@ def run_search(
             row = _row(completed, algorithm.name, spec, result, evaluate)
             with stop.writing():
                 append_row(run_dir / CANDIDATES, row)
-                save_search_state(manager, completed + 1, algorithm.name, state)
+                if (completed + 1) % every == 0 or algorithm.done(state):
+                    save_search_state(manager, completed + 1, algorithm.name, state)
                 rows.append(row)
                 completed = stop.completed = completed + 1
             _print_candidate(out, row)

@@ -52,11 +52,17 @@ def assert_same(a, b):
 
 def test_registry_is_a_plain_dict_of_every_algorithm():
     assert type(ALGORITHMS) is dict
-    assert set(ALGORITHMS) == {"fixed", "nac", "nac_worst", "random"}
+    assert set(ALGORITHMS) == {
+        *("bananas", "evolution", "fixed", "local_search", "nac", "nac_worst", "random"),
+        *("random_space", "reinforce"),
+    }
 
 
 def test_unknown_algorithm_is_a_user_error_listing_the_valid_names():
-    with pytest.raises(AlgorithmError, match="'nope'; valid: fixed, nac, nac_worst, random$"):
+    with pytest.raises(
+        AlgorithmError,
+        match="'nope'; valid: bananas, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
+    ):
         get_algorithm("nope")
     assert issubclass(AlgorithmError, UserError)
 

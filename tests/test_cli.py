@@ -34,7 +34,9 @@ def _assert_user_error(proc, *words):
 
 
 def test_unknown_algorithm_and_dataset(tmp_path):
-    _assert_user_error(amla("algo=evolution", f"hydra.run.dir={tmp_path}"), "algo/evolution", "nac")
+    _assert_user_error(
+        amla("algo=evolutionary", f"hydra.run.dir={tmp_path}"), "algo/evolutionary", "nac"
+    )
     _assert_user_error(amla("dataset=svhn", f"hydra.run.dir={tmp_path}"), "dataset/svhn", "digits")
 
 
@@ -71,3 +73,52 @@ def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path):
         f"hydra.run.dir={tmp_path / 'run'}",
     )
     _assert_user_error(proc, "cifar10", "prepare")
+
+
+def test_evolution_on_the_table_records_its_source(tmp_path):
+    import pytest
+
+    pytest.importorskip("analognasbench")
+    run_dir = tmp_path / "run"
+    args = (
+        "algo=evolution",
+        "search_space=nb201",
+        "evaluator=tabular",
+        "evaluator.column=analog_accuracy",
+        "algo.iterations=30",
+        f"hydra.run.dir={run_dir}",
+    )
+    proc = amla(*args)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 and rows[0]["source"].endswith(":analog_accuracy")
+    assert rows[0]["metrics"]["validation/accuracy"] == rows[0]["metrics"]["table/analog_accuracy"]
+    assert rows[0]["train_seconds"] == rows[0]["compile_seconds"] == 0
+    meta = json.loads((run_dir / "evaluator.json").read_text())
+    assert (meta["evaluator"], meta["column"]) == ("tabular", "analog_accuracy")
+    again = amla(*args)
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_missing_tabular_extra_names_the_install_command(tmp_path):
+    shadow = tmp_path / "shadow" / "analognasbench"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'analognasbench'\")\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent), "AMLA_JAX_CACHE": str(tmp_path / "c")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "amla_jax",
+            "algo=evolution",
+            "search_space=nb201",
+            "evaluator=tabular",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    _assert_user_error(proc, "analog-nasbench", 'pip install -e ".[tabular]"')

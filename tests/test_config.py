@@ -38,7 +38,16 @@ def run_config(*overrides: str) -> RunConfig:
 
 
 def test_the_groups_are_found_and_none_is_empty():
-    assert GROUPS == ["algo", "dataset", "debug", "experiment", "model", "optim"]
+    assert GROUPS == [
+        "algo",
+        "dataset",
+        "debug",
+        "evaluator",
+        "experiment",
+        "model",
+        "optim",
+        "search_space",
+    ]
     assert all(_options(group) for group in GROUPS)
 
 
@@ -179,3 +188,11 @@ def test_a_wrongly_typed_value_and_an_unknown_option_are_rejected():
         compose_config(["train.steps=many", "run_dir=."])
     with pytest.raises(ValueError, match="rmsprop"):
         compose_config(["optim=rmsprop", "run_dir=."])
+
+
+def test_search_space_and_evaluator_groups_fill_the_space_search():
+    run = run_config("algo=evolution", "search_space=nb201", "evaluator=tabular")
+    assert (run.algo.name, run.algo.iterations) == ("evolution", 300)
+    assert run.algo.options["space"] == "nb201" and run.algo.options["population"] == 20
+    assert (run.evaluator.name, run.evaluator.column) == ("tabular", "baseline_accuracy")
+    assert run_config().evaluator.name == "train"

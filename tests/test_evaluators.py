@@ -16,12 +16,12 @@ from amla_jax.nn import count_flops
 
 def test_registry_names_the_train_evaluator():
     assert get_evaluator("train") is make_train_evaluator
-    assert set(EVALUATORS) == {"train"}
+    assert set(EVALUATORS) == {"train", "tabular"}
 
 
 def test_unknown_evaluator_is_a_user_error_listing_the_valid_names():
-    with pytest.raises(UserError, match=r"evaluator: unknown 'tabular'; valid: train$"):
-        get_evaluator("tabular")
+    with pytest.raises(UserError, match=r"evaluator: unknown 'nope'; valid: tabular, train$"):
+        get_evaluator("nope")
 
 
 def test_train_evaluator_returns_flops_and_checkpoints_the_candidate(tiny_spec, tmp_path):

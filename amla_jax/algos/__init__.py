@@ -3,23 +3,33 @@
 Synopsis::
 
     from amla_jax.algos import ALGORITHMS, get_algorithm
-    sorted(ALGORITHMS)                       # ['fixed', 'nac', 'nac_worst', 'random']
+    sorted(ALGORITHMS)                       # ['evolution', 'fixed', 'nac', ...]
     algorithm = get_algorithm("nac")(algo_cfg, template_spec)
 
 To add an algorithm, write its factory ``make_<name>(cfg, template) -> Algorithm`` in its
 own module (see `amla_jax.algos.base` for the contract) and add it below.
 """
 
+from amla_jax.algos.bananas import make_bananas
 from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
+from amla_jax.algos.evolution import make_evolution
 from amla_jax.algos.fixed import make_fixed
+from amla_jax.algos.local_search import make_local_search
 from amla_jax.algos.nac import make_nac, make_nac_worst
 from amla_jax.algos.random_search import make_random
+from amla_jax.algos.random_space import make_random_space
+from amla_jax.algos.reinforce import make_reinforce
 
 ALGORITHMS: dict[str, AlgorithmFactory] = {
+    "bananas": make_bananas,
+    "evolution": make_evolution,
     "fixed": make_fixed,
+    "local_search": make_local_search,
     "nac": make_nac,
     "nac_worst": make_nac_worst,
     "random": make_random,
+    "random_space": make_random_space,
+    "reinforce": make_reinforce,
 }
 
 

@@ -2,7 +2,9 @@
 
 ``EVALUATORS`` maps a name to a factory ``make(dataset, optim, train, run_dir)`` that
 returns ``evaluate(spec, key, candidate_id) -> TrainResult``; `get_evaluator` looks one
-up by name. Today there is one, ``train`` (train from scratch, then evaluate).
+up by name: ``train`` (train from scratch, then evaluate) and ``tabular`` (NB201 cells
+looked up in the analog-nasbench table, `amla_jax.evaluators.tabular`; its factory
+takes the same arguments and ``column=``, and needs no dataset).
 
 Synopsis::
 
@@ -18,7 +20,17 @@ from collections.abc import Callable
 from amla_jax.errors import UserError
 from amla_jax.evaluators.train import TrainEvaluator, make_train_evaluator
 
-EVALUATORS: dict[str, Callable] = {"train": make_train_evaluator}
+
+def make_tabular(dataset=None, optim=None, train=None, run_dir=None, *, column="baseline_accuracy"):
+    """`amla_jax.evaluators.tabular.make_tabular_evaluator` with the registry's signature
+    (the table needs no dataset, recipe or run directory); imported on first use."""
+    del dataset, optim, train, run_dir
+    from amla_jax.evaluators.tabular import make_tabular_evaluator  # noqa: PLC0415
+
+    return make_tabular_evaluator(column)
+
+
+EVALUATORS: dict[str, Callable] = {"train": make_train_evaluator, "tabular": make_tabular}
 
 
 class EvaluatorError(UserError):
