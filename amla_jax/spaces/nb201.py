@@ -30,13 +30,8 @@ from amla_jax.spaces.base import (
     one_hot,
     uniform_sample,
 )
-from amla_jax.spec.nb201 import (
-    NB201_EDGES,
-    NB201_OPS,
-    arch_string,
-    nb201_network,
-    parse_arch_string,
-)
+from amla_jax.spec.nb201 import NB201_EDGES, NB201_OPS, arch_string, parse_arch_string
+from amla_jax.spec.nb201_network import nb201_network
 
 OPS, EDGES = NB201_OPS, NB201_EDGES
 CHOICES = (len(OPS),) * len(EDGES)
