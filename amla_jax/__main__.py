@@ -39,14 +39,28 @@ def _overrides(argv: list[str]) -> list[str] | None:
 
 def precheck(argv: list[str]) -> None:
     """Composes the config once before Hydra runs, so that a bad override (an unknown
-    group option or key, a wrongly typed value) fails in one line with exit code 2."""
+    group option or key, a wrongly typed value) fails in one line with exit code 2, and
+    so does a multirun whose launcher asks for more than this machine has."""
     overrides = _overrides(argv)
-    if overrides is None:
-        return
     try:
-        compose_config(overrides)
+        if overrides is not None:
+            compose_config(overrides)
+        elif "-m" in argv or "--multirun" in argv:
+            _check_launcher(argv)
     except UserError as exc:
         _fail(one_line(exc))
+
+
+def _check_launcher(argv: list[str]) -> None:
+    """`amla_jax.launchers.check_launcher` on the launcher the overrides select (sweeps
+    of other keys cannot be composed, and do not change the launcher)."""
+    from amla_jax.launchers import check_launcher  # noqa: PLC0415
+
+    launcher = [
+        a for a in argv if a.lstrip("+~").startswith(("hydra/launcher=", "hydra.launcher."))
+    ]
+    if launcher:
+        check_launcher(compose_config(launcher, hydra=True).hydra.launcher)
 
 
 def _task(cfg) -> None:

@@ -25,8 +25,9 @@ class OverrideError(UserError):
     """An override does not compose (unknown group option or key, wrongly typed value)."""
 
 
-def compose_config(overrides: list[str]):
-    """The config that ``overrides`` compose to (no ``hydra`` node, not resolved).
+def compose_config(overrides: list[str], hydra: bool = False):
+    """The config that ``overrides`` compose to (not resolved; the ``hydra`` node only
+    where ``hydra`` is true).
 
     Raises:
       OverrideError: a bad override (an unknown group option or key, a wrongly typed
@@ -41,7 +42,7 @@ def compose_config(overrides: list[str]):
     register_configs()
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=False)
+            return compose("config", overrides=overrides, return_hydra_config=hydra)
     except (HydraException, OmegaConfBaseException) as exc:
         raise OverrideError(_one_line(str(exc))) from None
 

@@ -132,5 +132,9 @@ def register_configs() -> None:
     """Registers the schema in Hydra's ConfigStore (called by the entry point only)."""
     from hydra.core.config_store import ConfigStore  # noqa: PLC0415 (Hydra at the edge)
 
+    from amla_jax.launchers import register_resolvers  # noqa: PLC0415
+
+    register_resolvers()  # ${amla.cpus:N} in the launcher presets
+
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)

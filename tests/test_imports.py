@@ -29,6 +29,8 @@ JAX_FREE = [
     "amla_jax.amla",
     "amla_jax.amla.task_config",
     "amla_jax.config",
+    "amla_jax.export",
+    "amla_jax.export.cli",
 ]
 # Modules that read runs or queue them: they must not reach the search or the entry
 # point, not even inside a function (that is what made `amla status` import JAX).

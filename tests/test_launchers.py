@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from amla_jax.config import register_configs
+from amla_jax.launchers import LauncherError, check_launcher, machine_cpus
 from amla_jax.report import collect, compare
 
 LAUNCHERS = ROOT / "conf" / "hydra" / "launcher"
@@ -45,7 +46,7 @@ def hydra_config(*overrides: str):
 
 
 def test_every_preset_extends_a_known_plugin():
-    assert {"local_parallel", "slurm", "ray_local"} <= set(presets())
+    assert {"local_parallel", "slurm", "slurm_local", "ray_local"} <= set(presets())
     for preset in presets():
         assert base_of(preset) in PLUGINS, f"{preset}.yaml: add its plugin to PLUGINS"
         assert preset not in PLUGINS, f"{preset}.yaml would shadow the plugin's own config"
@@ -106,3 +107,63 @@ def test_joblib_multirun_leaves_complete_run_directories(tmp_path):
         assert len(rows) == 1 and "test/accuracy" in json.loads(rows[0])["metrics"]
     group = compare(collect([sweep])).groups
     assert len(group) == 1 and group[0].algorithm == "fixed" and group[0].seeds == [0, 1]
+
+
+def test_a_local_request_beyond_the_machine_is_refused_naming_the_key():
+    ray = "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
+    too_many = {"_target_": ray, "ray": {"init": {"address": None},
+                "remote": {"num_cpus": machine_cpus() + 1, "num_gpus": 0}}}  # fmt: skip
+    with pytest.raises(LauncherError, match=r"hydra.launcher.ray.remote.num_cpus=\d+: this"):
+        check_launcher(too_many)
+    check_launcher({**too_many, "ray": {**too_many["ray"], "init": {"address": "auto"}}})
+    local = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    with pytest.raises(LauncherError, match="hydra.launcher.cpus_per_task"):
+        check_launcher({"_target_": local, "cpus_per_task": machine_cpus() + 1})
+    check_launcher({"_target_": local, "cpus_per_task": 1, "gpus_per_node": 0})
+
+
+@pytest.mark.parametrize("preset", ["ray_local", "slurm_local"])
+def test_presets_ask_for_at_most_the_machine_cpus(preset):
+    module, _ = PLUGINS[base_of(preset)]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    launcher = hydra_config(f"hydra/launcher={preset}", "run_dir=.").hydra.launcher
+    cpus = launcher.ray.remote.num_cpus if preset == "ray_local" else launcher.cpus_per_task
+    assert 1 <= cpus <= machine_cpus()
+    check_launcher(launcher)
+
+
+def test_an_unmeetable_ray_multirun_fails_at_once_in_one_line(tmp_path):
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+        pytest.skip("hydra-ray-launcher is not installed")
+    command = [sys.executable, "-m", "amla_jax", "-m", "hydra/launcher=ray_local",
+               f"hydra.launcher.ray.remote.num_cpus={machine_cpus() + 1}", "seed=0,1"]  # fmt: skip
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: hydra.launcher.ray.remote.num_cpus=")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["ray_local", "slurm_local"])
+def test_ray_and_submitit_multiruns_leave_runs_amla_report_reads(preset, tmp_path):
+    module, _ = PLUGINS[base_of(preset)]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_NETWORK))
+    sweep = tmp_path / "multirun"
+    command = [sys.executable, "-m", "amla_jax", "-m", f"hydra/launcher={preset}",
+               "algo=fixed", f"spec={tmp_path / 'tiny.json'}", "seed=0,1", "debug=smoke",
+               "algo.iterations=1", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = sorted(p.parent for p in sweep.rglob("candidates.jsonl"))
+    assert len(run_dirs) == 2, proc.stdout[-2000:]
+    group = compare(collect([sweep])).groups
+    assert len(group) == 1 and group[0].seeds == [0, 1]
+    report = subprocess.run([sys.executable, "-m", "amla_jax.report", str(sweep), "--no-plots"],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "fixed" in report.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 import pytest
@@ -29,6 +30,18 @@ def test_notebook_is_committed_clean(path):
     first_code = next(c for c in notebook.cells if c.cell_type == "code")
     assert '"google.colab" in sys.modules' in first_code.source  # the guarded Colab install
     assert "AMLA_NOTEBOOK_BUDGET" in "".join(c.source for c in notebook.cells)
+    assert "**Runtime.**" in notebook.cells[0].source  # expected runtime on CPU and GPU
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_install_cell_reads_the_one_repository_location(path):
+    """The Colab install cell falls back to pyproject.toml's Repository URL, keeps the
+    runtime's JAX (pinned) and says which accelerator it found."""
+    # (tomllib is Python 3.11+; the project supports 3.10)
+    url = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    first_code = next(c for c in read(path).cells if c.cell_type == "code").source
+    assert f'os.environ.get("AMLA_JAX_REPO", "{url}")' in first_code
+    assert '"-c", str(pins)' in first_code and "jax.default_backend()" in first_code
 
 
 @pytest.mark.slow

@@ -164,7 +164,8 @@ def test_two_simulated_devices_give_the_same_losses_as_one():
 
 
 def test_batch_must_divide_over_devices(tiny_spec, digits, monkeypatch):
-    monkeypatch.setattr(jax, "local_devices", lambda: [jax.devices()[0]] * 3)
+    device = jax.devices()[0]  # the mesh spans every process's devices: jax.devices()
+    monkeypatch.setattr(jax, "devices", lambda *args: [device] * 3)
     with pytest.raises(BatchSizeError, match="train.batch_size"):
         train_and_evaluate(tiny_spec, digits, OptimConfig(), FAST, jax.random.key(0))
 

@@ -24,6 +24,7 @@ from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.nn import count_flops, count_params
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import TrainResult, save_train_state, train_and_evaluate
+from amla_jax.train.distributed import is_primary
 
 CHECKPOINTS = "checkpoints"
 
@@ -49,7 +50,7 @@ class TrainEvaluator:
             prefix=prefix,
             measure_flops=True,
         )
-        if self.train.checkpoint and self.run_dir is not None:
+        if self.train.checkpoint and self.run_dir is not None and is_primary():
             save_train_state(result.state, Path(self.run_dir) / CHECKPOINTS / prefix)
         return result
 

@@ -224,7 +224,7 @@ def local_response_norm(
 
 def max_pool_same(x: jax.Array, size: int = 2, stride: int = 2) -> jax.Array:
     """TF-style SAME max-pool (padding never wins the max)."""
-    return nn.max_pool(x, (size, size), strides=(stride, stride), padding="SAME")
+    return nn.max_pool(x, window_shape=(size, size), strides=(stride, stride), padding="SAME")
 
 
 def batch_cutout(x: jax.Array, key: jax.Array, size: int, per_image: bool = False) -> jax.Array:

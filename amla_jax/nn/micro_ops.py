@@ -65,8 +65,16 @@ def pool(x: jax.Array, kind: str, kernel: int, stride: int) -> jax.Array:
     """Max or average pooling (the average excludes the padding)."""
     padding = (same_padding(kernel),) * 2
     if kind == "max":
-        return nn.max_pool(x, (kernel, kernel), (stride, stride), padding)
-    return nn.avg_pool(x, (kernel, kernel), (stride, stride), padding, count_include_pad=False)
+        return nn.max_pool(
+            x, window_shape=(kernel, kernel), strides=(stride, stride), padding=padding
+        )
+    return nn.avg_pool(
+        x,
+        window_shape=(kernel, kernel),
+        strides=(stride, stride),
+        padding=padding,
+        count_include_pad=False,
+    )
 
 
 def drop_path(module: nn.Module, x: jax.Array, rate: Any) -> jax.Array:
@@ -326,7 +334,7 @@ class AuxHeadConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = nn.avg_pool(nn.relu(x), (5, 5), (3, 3), "VALID")
+        x = nn.avg_pool(nn.relu(x), window_shape=(5, 5), strides=(3, 3), padding="VALID")
         x = nn.relu(affine_batch_norm(conv(x, 128, (1, 1)), train, self.bn_momentum))
         x = nn.Conv(768, x.shape[1:3], padding="VALID", use_bias=False, kernel_init=conv_init)(x)
         x = nn.relu(affine_batch_norm(x, train, self.bn_momentum))

@@ -62,7 +62,9 @@ def _stem_block(
         pool = nn.max_pool if kind == "max_pool" else nn.avg_pool
         size = _pair(block.get("kernel_size"), 3)
         kwargs = {} if kind == "max_pool" else {"count_include_pad": False}
-        return pool(x, size, strides=_pair(block.get("stride"), 2), padding="SAME", **kwargs)
+        return pool(
+            x, window_shape=size, strides=_pair(block.get("stride"), 2), padding="SAME", **kwargs
+        )
     if kind == "lrn":
         return local_response_norm(x)
     if kind == "dropout":

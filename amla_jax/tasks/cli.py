@@ -19,6 +19,7 @@ Synopsis::
     amla scheduler --max-concurrent 2 --until-empty
     amla delete 1 --purge
     amla report ...                # amla_jax.report
+    amla export RUN_DIR --format stablehlo|onnx|savedmodel   # amla_jax.export
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if args.command == "report":
         return run_report(args.args + rest)
+    if args.command == "export":
+        from amla_jax.export import main as export_main  # noqa: PLC0415
+
+        return export_main(args.args + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
@@ -151,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="report on runs (amla_jax.report; see amla report --help)", add_help=False
     )
     report.add_argument("args", nargs=argparse.REMAINDER)
+    export = commands.add_parser(
+        "export", help="export a trained network (see amla export --help)", add_help=False
+    )
+    export.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 

@@ -2,9 +2,10 @@
 
 Modules, one concern each: `state` (TrainState, create_train_state), `step` (the loss,
 `make_train_step`, the data mesh), `evaluate` (the eval step and split metrics),
-`calibrate` (BatchNorm recalibration), `nac_stats` (NAC's utilities and skip scalars under
-AMLA's names), `checkpoint` (Orbax), `programs` (compiled programs reused per spec and
-recipe), `loop` (`train_and_evaluate`, `TrainResult`).
+`calibrate` (BatchNorm recalibration), `nac_stats` (NAC's utilities and skip scalars
+under AMLA's names), `checkpoint` (Orbax), `distributed` (one training over several
+processes), `programs` (compiled programs reused per spec and recipe), `loop`
+(`train_and_evaluate`, `TrainResult`).
 
 Synopsis::
 

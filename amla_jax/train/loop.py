@@ -31,6 +31,7 @@ from amla_jax.optim import steps_for
 from amla_jax.progress import progress_bar
 from amla_jax.spec import NetworkSpec
 from amla_jax.train.calibrate import recalibrate_batch_norm
+from amla_jax.train.distributed import is_primary
 from amla_jax.train.evaluate import evaluate
 from amla_jax.train.nac_stats import read_scalars, read_utilities
 from amla_jax.train.programs import PROGRAMS, ProgramCache, program_key
@@ -147,7 +148,7 @@ def train_and_evaluate(
       optim: the recipe (optimiser, schedule, regularisation).
       train: steps/epochs, batch sizes, logging.
       key: the only source of randomness (init, dropout, data order, augmentation).
-      run_dir: where metrics and TensorBoard events go (None: nowhere).
+      run_dir: where metrics and TensorBoard events go (None: nowhere; process 0 only).
       prefix: this network's name in the metrics (one TensorBoard run each).
       measure_flops: also count the forward FLOPs of one image (``result.flops``).
       programs: where compiled programs are kept and reused (default: `PROGRAMS`).
@@ -178,7 +179,8 @@ def train_and_evaluate(
     )
     calibrate = train.bn_calibration_batches > 0
     program, compile_seconds = programs.compile(pkey, state, first, eval_example, calibrate)
-    writer = MetricWriter(run_dir, prefix)
+    # With several processes (`amla_jax.train.distributed`) only process 0 writes.
+    writer = MetricWriter(run_dir if is_primary() else None, prefix)
     run = _Run(dataset, train, mesh, writer, eval_splits, step_key)
     started = time.perf_counter()
     state, metrics = _train_loop(

@@ -66,7 +66,7 @@ def program_key(
     total_steps: int,
     shapes: tuple,
 ) -> ProgramKey:
-    """The `ProgramKey` of training ``spec`` with ``optim`` on this process's devices."""
+    """The `ProgramKey` of training ``spec`` with ``optim`` on every device of every process."""
     return ProgramKey(
         spec,
         num_classes,
@@ -74,7 +74,7 @@ def program_key(
         steps_per_epoch,
         total_steps,
         shapes,
-        jax.local_device_count(),
+        jax.device_count(),
     )
 
 

@@ -33,19 +33,36 @@ from amla_jax.train.state import TrainState, model_variables
 
 
 def data_mesh() -> Mesh:
-    """A one-axis mesh over every local device; batches are split along ``data``."""
-    return Mesh(np.asarray(jax.local_devices()), ("data",))
+    """A one-axis mesh over every device of every process (`amla_jax.train.distributed`);
+    batches are split along ``data``."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
 
 
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
-    """``batch``'s arrays placed on ``mesh``, split along their first (batch) axis."""
+    """``batch``'s arrays placed on ``mesh``, split along their first (batch) axis.
+
+    With several processes every process holds the same global batch and places only
+    its own rows (those of its devices), so the global array is the one batch.
+    """
     sharding = NamedSharding(mesh, PartitionSpec("data"))
-    return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+    if jax.process_count() == 1:
+        return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+    return {k: _global_array(np.asarray(v), sharding) for k, v in batch.items()}
+
+
+def _global_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """The global ``value`` from this process's part of it (each device's slice)."""
+    index = sharding.addressable_devices_indices_map(value.shape)
+    shards = [jax.device_put(value[index[d]], d) for d in sharding.addressable_devices]
+    return jax.make_array_from_single_device_arrays(value.shape, sharding, shards)
 
 
 def replicate(tree, mesh: Mesh):
-    """``tree`` copied whole onto every device of ``mesh``."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    """``tree`` copied whole onto every device of ``mesh`` (every process passes the same)."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree_util.tree_map(lambda x: _global_array(np.asarray(x), sharding), tree)
 
 
 def _loss_fn(

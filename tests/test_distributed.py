@@ -1,0 +1,79 @@
+"""One training over two processes (jax.distributed, gloo on 127.0.0.1) gives the losses
+of one process with two devices over the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from amla_jax import rundir
+from amla_jax.train.distributed import DistributedError, distributed_settings
+
+WORKER = ROOT / "tests" / "distributed_worker.py"
+
+
+def test_settings_come_from_amla_variables_or_a_multi_task_slurm_step():
+    assert distributed_settings({}) is None
+    assert distributed_settings({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "1"}) is None
+    assert distributed_settings({"SLURM_JOB_ID": "1", "SLURM_STEP_NUM_TASKS": "4"}) == {}
+    env = {"AMLA_JAX_COORDINATOR": "h:1", "AMLA_JAX_NUM_PROCESSES": "2", "AMLA_JAX_PROCESS_ID": "1"}
+    assert distributed_settings(env) == {
+        "coordinator_address": "h:1", "num_processes": 2, "process_id": 1}  # fmt: skip
+    with pytest.raises(DistributedError, match="AMLA_JAX_PROCESS_ID"):
+        distributed_settings({"AMLA_JAX_COORDINATOR": "h:1", "AMLA_JAX_NUM_PROCESSES": "2"})
+    with pytest.raises(DistributedError, match="0..AMLA_JAX_NUM_PROCESSES-1"):
+        distributed_settings({**env, "AMLA_JAX_PROCESS_ID": "2"})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(devices: int, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLA_JAX_", "SLURM_"))}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT / "tests"), **extra)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _losses(run_dir) -> list[float]:
+    records = rundir.read_metrics(run_dir)
+    return [r["train/loss"] for r in records if "train/loss" in r]
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_network_with_one_process_losses(tmp_path):
+    reference = tmp_path / "one"
+    one = subprocess.run([sys.executable, str(WORKER), str(reference)], env=_env(2),
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    address = f"127.0.0.1:{_free_port()}"
+    procs = []
+    for pid in range(2):
+        env = _env(1, AMLA_JAX_COORDINATOR=address, AMLA_JAX_NUM_PROCESSES="2",
+                   AMLA_JAX_PROCESS_ID=str(pid))  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / f"p{pid}")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))  # fmt: skip
+    try:
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    two = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert (two["processes"], two["devices"]) == (2, 2)
+    assert not (tmp_path / "p1").exists()  # only process 0 writes
+    assert len(_losses(reference)) == 3
+    assert _losses(tmp_path / "p0") == pytest.approx(_losses(reference), rel=1e-5)
+    expected = json.loads(one.stdout.strip().splitlines()[-1])["metrics"]
+    assert two["metrics"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
