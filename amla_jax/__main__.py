@@ -38,15 +38,28 @@ def _overrides(argv: list[str]) -> list[str] | None:
 
 
 def precheck(argv: list[str]) -> None:
-    """Composes the config once before Hydra runs, so that a bad override (an unknown
-    group option or key, a wrongly typed value) fails in one line with exit code 2."""
+    """Composes and validates the config before Hydra runs (and creates the run
+    directory), so that a bad override, value or network fails in one line, exit 2."""
     overrides = _overrides(argv)
     if overrides is None:
         return
+    from amla_jax.validate import check_run_dir, network_of, run_config  # noqa: PLC0415
+
     try:
-        compose_config(overrides)
+        run_dir = _run_dir(overrides)
+        check_run_dir(run_dir)
+        network_of(run_config(compose_config(overrides), run_dir=run_dir or "."))
     except UserError as exc:
         _fail(one_line(exc))
+
+
+def _run_dir(overrides: list[str]) -> str | None:
+    """The value of a ``hydra.run.dir=`` override, or None."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "hydra.run.dir":
+            return value.strip("'\"")
+    return None
 
 
 def _task(cfg) -> None:
@@ -60,11 +73,11 @@ def _task(cfg) -> None:
 
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
     logging.getLogger("jax").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
+    from amla_jax.validate import run_config  # noqa: PLC0415
+
     OmegaConf.set_readonly(cfg, True)
-    run_cfg = OmegaConf.to_object(cfg)
-    run_cfg.run_dir = HydraConfig.get().runtime.output_dir
     try:
-        run(run_cfg)
+        run(run_config(cfg, run_dir=HydraConfig.get().runtime.output_dir))
     except UserError as exc:
         _fail(one_line(exc))
     except SearchInterrupted as exc:
