@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import time
 import warnings
@@ -33,8 +34,24 @@ from collections.abc import Callable
 
 from amla_jax.amla.task_config import AmlaConfigWarning
 from amla_jax.errors import UserError
-from amla_jax.tasks.scheduler import NothingToDo, Scheduler, TaskStatus, tail, task_status
-from amla_jax.tasks.store import COMPLETE, QUEUED, RUNNING, STATES, Task, TaskError
+from amla_jax.tasks.scheduler import (
+    NothingToDo,
+    Scheduler,
+    TaskStatus,
+    resolve_workspace,
+    tail,
+    task_status,
+)
+from amla_jax.tasks.store import (
+    COMPLETE,
+    DB_FILE,
+    QUEUED,
+    RUNNING,
+    STATES,
+    Task,
+    TaskError,
+    store_error,
+)
 
 OK, FAILURE, USAGE = 0, 1, 2
 
@@ -57,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             print(exc)
             return OK
         print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    except sqlite3.Error as exc:  # the store broke after it opened (a truncated file)
+        workspace = resolve_workspace(getattr(args, "workspace", None))
+        print(f"error: {store_error(exc, workspace / DB_FILE)}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
