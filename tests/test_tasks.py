@@ -238,8 +238,8 @@ def test_bad_input_is_a_one_line_usage_error(workspace, capsys, tmp_path):
     code, _, err = cli(capsys, workspace, "add", odd)
     assert err.splitlines() == [
         "warning: top-level key 'x': not supported; ignored",
-        "error: parameters.algorithm: 'bayes' is not supported; use envelopenet, random or "
-        "deterministic",
+        f"error: AMLA config {str(odd)!r}: parameters.algorithm: 'bayes' is not supported; "
+        "use envelopenet, random or deterministic",
     ]
     bad = tmp_path / "bad.json"
     bad.write_text('{"parameters": ')
