@@ -243,8 +243,8 @@ class MicroSpec:
         amla = self.convention == "amla"
         _check(
             amla or (_is_int(self.channels) and 0 < self.channels <= MAX_WIDTH),
-            f"arch.channels: must be an integer in 1..{MAX_WIDTH} (the first cells' width C), "
-            f"got {self.channels!r}",
+            f"arch.channels: must be a positive integer <= {MAX_WIDTH} (the first cells' "
+            f"width C), got {self.channels!r}",
         )
         _check(bool(self.cells), "arch.cells: needs at least one cell")
         for name, cell in self.cells:
