@@ -146,7 +146,7 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
-    plain = text and all(c.isalnum() or c in "_/.-" for c in text)
+    plain = text.isascii() and text and all(c.isalnum() or c in "_/.-" for c in text)
     if plain and not text[0].isdigit() and text.lower() not in RESERVED_WORDS:
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
