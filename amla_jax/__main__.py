@@ -38,13 +38,13 @@ def _overrides(argv: list[str]) -> list[str] | None:
 
 
 def precheck(argv: list[str]) -> None:
-    """Composes the config once before Hydra runs, so that a bad override (an unknown
-    group option or key, a wrongly typed value) fails in one line with exit code 2, and
-    so does a multirun whose launcher asks for more than this machine has."""
+    """Composes and validates the config before Hydra runs (and creates the run
+    directory), so that a bad override, value or network fails in one line, exit 2; so
+    does a multirun whose launcher asks for more than this machine has."""
     overrides = _overrides(argv)
     try:
         if overrides is not None:
-            compose_config(overrides)
+            _validate(overrides)
         elif "-m" in argv or "--multirun" in argv:
             _check_launcher(argv)
     except UserError as exc:
@@ -63,6 +63,24 @@ def _check_launcher(argv: list[str]) -> None:
         check_launcher(compose_config(launcher, hydra=True).hydra.launcher)
 
 
+def _validate(overrides: list[str]) -> None:
+    """The run's config and network, fully checked (`amla_jax.validate`)."""
+    from amla_jax.validate import check_run_dir, network_of, run_config  # noqa: PLC0415
+
+    run_dir = _run_dir(overrides)
+    check_run_dir(run_dir)
+    network_of(run_config(compose_config(overrides), run_dir=run_dir or "."))
+
+
+def _run_dir(overrides: list[str]) -> str | None:
+    """The value of a ``hydra.run.dir=`` override, or None."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "hydra.run.dir":
+            return value.strip("'\"")
+    return None
+
+
 def _task(cfg) -> None:
     import logging  # noqa: PLC0415
 
@@ -74,11 +92,11 @@ def _task(cfg) -> None:
 
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
     logging.getLogger("jax").setLevel(logging.WARNING)  # "Unable to initialize backend 'tpu'"
+    from amla_jax.validate import run_config  # noqa: PLC0415
+
     OmegaConf.set_readonly(cfg, True)
-    run_cfg = OmegaConf.to_object(cfg)
-    run_cfg.run_dir = HydraConfig.get().runtime.output_dir
     try:
-        run(run_cfg)
+        run(run_config(cfg, run_dir=HydraConfig.get().runtime.output_dir))
     except UserError as exc:
         _fail(one_line(exc))
     except SearchInterrupted as exc:

@@ -44,7 +44,10 @@ def compose_config(overrides: list[str], hydra: bool = False):
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return compose("config", overrides=overrides, return_hydra_config=hydra)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise OverrideError(_one_line(str(exc))) from None
+        # "Error merging override x=abc" alone does not say why; the cause does.
+        cause = exc.__cause__
+        reason = f": {str(cause).splitlines()[0]}" if cause and str(cause).strip() else ""
+        raise OverrideError(_one_line(str(exc)) + reason) from None
 
 
 def _one_line(message: str) -> str:

@@ -62,18 +62,21 @@ class RunDirError(UserError):
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
     """The records of a JSON-lines file in file order; nothing if it does not exist.
 
-    A line that is not JSON is skipped: a crash while appending leaves a half-written
-    last line, and a later append may follow it on the same line.
+    A line that is not a JSON object is skipped: a crash while appending leaves a
+    half-written last line, and a later append may follow it on the same line (bytes that
+    are not UTF-8, from a damaged file, make a line undecodable and so skipped too).
     """
     path = Path(path)
     if not path.exists():
         return
-    with open(path) as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
                 continue
+            if isinstance(record, dict):
+                yield record
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -125,6 +128,8 @@ def read_candidates(path: str | Path, completed: int | None = None) -> list[dict
     ``completed`` if given, half-written lines skipped."""
     rows: dict[int, dict] = {}
     for row in iter_jsonl(path):
+        if not isinstance(row.get("id"), int) or isinstance(row["id"], bool):
+            continue  # not a candidate row (a damaged or foreign file)
         if completed is None or row["id"] < completed:
             rows.setdefault(row["id"], row)
     return [rows[i] for i in sorted(rows)]

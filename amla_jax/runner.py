@@ -19,7 +19,6 @@ message is one line naming the problem; the entry point prints it and exits with
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,54 +26,26 @@ from pathlib import Path
 import jax
 
 from amla_jax.algos import get_algorithm
-from amla_jax.amla import load_spec, save_spec, spec_from_json
-from amla_jax.config import ConfigError, ModelConfig, RunConfig
+from amla_jax.amla import save_spec
+from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
 from amla_jax.evaluators import get_evaluator
 from amla_jax.rundir import SPEC_FILE, replacing
 from amla_jax.search import SearchOutcome, run_search
-from amla_jax.spec import NetworkSpec, SpecError
+from amla_jax.spec import NetworkSpec
+from amla_jax.validate import check_config, network_of
 
 EVALUATOR_FILE = "evaluator.json"  # a table run's evaluator, column and source
 
 
 def validate(cfg: RunConfig) -> None:
-    """Checks the budget-like values that the schema's types cannot."""
-    checks = [
-        ("train.steps", cfg.train.steps, cfg.train.steps >= 1 or cfg.train.epochs > 0),
-        ("train.epochs", cfg.train.epochs, cfg.train.epochs >= 0),
-        ("train.batch_size", cfg.train.batch_size, cfg.train.batch_size >= 1),
-        ("train.eval_batch_size", cfg.train.eval_batch_size, cfg.train.eval_batch_size >= 1),
-        ("train.eval_every", cfg.train.eval_every, cfg.train.eval_every >= 0),
-        (
-            "train.bn_calibration_batches",
-            cfg.train.bn_calibration_batches,
-            cfg.train.bn_calibration_batches >= 0,
-        ),
-        ("algo.iterations", cfg.algo.iterations, cfg.algo.iterations >= 1),
-        ("optim.learning_rate", cfg.optim.learning_rate, cfg.optim.learning_rate > 0),
-        ("optim.l2", cfg.optim.l2, cfg.optim.l2 >= 0),
-        ("optim.ema_decay", cfg.optim.ema_decay, 0 <= cfg.optim.ema_decay < 1),
-        ("optim.drop_path", cfg.optim.drop_path, 0 <= cfg.optim.drop_path < 1),
-    ]
-    for name, value, ok in checks:
-        if not ok:
-            raise ConfigError(f"{name}: {value} is out of range; it must be positive")
+    """Checks ``cfg``'s values (`amla_jax.validate.check_config`) and its network file."""
+    check_config(cfg)
 
 
 def template_spec(cfg: RunConfig) -> NetworkSpec:
     """The network named by ``spec=`` / ``model.path`` (a JSON file) or ``model.network``."""
-    path = cfg.spec or cfg.model.path
-    if path:
-        return load_spec(path)
-    if cfg.model.network is None:
-        raise SpecError("model: no network; pick one with model=<name> or spec=<file.json>")
-    return spec_from_json(_plain(cfg.model.network))
-
-
-def _plain(value):
-    """OmegaConf containers (or dataclass leftovers) as plain JSON values."""
-    return json.loads(json.dumps(value, default=lambda o: dataclasses.asdict(o)))
+    return network_of(cfg)
 
 
 def prefer_fast_compiles() -> None:
@@ -124,7 +95,7 @@ def run(cfg: RunConfig) -> SearchOutcome:
       ``candidates.jsonl``, ``metrics.jsonl``, TensorBoard events under ``tb/`` and the
       final train states under ``checkpoints/``.
     """
-    validate(cfg)
+    check_config(cfg)
     prefer_fast_compiles()  # in time unless JAX's backend already started (a notebook)
     enable_compilation_cache()
     template = template_spec(cfg)

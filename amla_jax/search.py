@@ -41,6 +41,7 @@ from amla_jax.rundir import (
     BEST_SPEC,
     CANDIDATES,
     SEARCH_DIR,
+    RunDirError,
     append_row,
     best_candidate,
     replacing,
@@ -159,7 +160,7 @@ def restore_search_state(manager, step: int, algorithm: str, like: State) -> Sta
 
     tree = manager.restore(step, args=ocp.args.PyTreeRestore())
     if tree["algorithm"] != algorithm:
-        raise ValueError(
+        raise RunDirError(
             f"run_dir: holds a {tree['algorithm']!r} search, not {algorithm!r}; "
             "use a new run directory"
         )

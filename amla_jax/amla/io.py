@@ -159,6 +159,12 @@ def load_spec(path: str | Path) -> NetworkSpec:
         return spec_from_json(data)
     except SpecError as exc:
         raise SpecError(f"spec file {str(path)!r}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # A value of the wrong JSON type that no field check caught: still the file's fault.
+        raise SpecError(
+            f"spec file {str(path)!r}: malformed network ({type(exc).__name__}: {exc}); "
+            "check the types of its fields"
+        ) from None
 
 
 def save_spec(spec: NetworkSpec, path: str | Path, amla: bool = True) -> None:

@@ -120,7 +120,8 @@ def stage_widths(settings: Section, stage: int, num_layers: int) -> list[int]:
 def branch_number(key: Any) -> int | None:
     """The j of a ``"Branch<j>"`` key, or None for any other key."""
     digits = key[6:] if isinstance(key, str) and key.startswith("Branch") else ""
-    return int(digits) if digits.isdigit() else None
+    # ASCII only: str.isdigit accepts other scripts' digits ("３") and superscripts ("²").
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
 def network_list(arch: Arch) -> Network:

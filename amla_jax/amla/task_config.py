@@ -88,6 +88,11 @@ def overrides_from_amla(path: str | Path) -> list[str]:
         set(config) - {"parameters", "child_training", "envelopenet", "random"} - NETWORK_SECTIONS,
     )
     _warn_unknown("parameters", set(params) - IGNORED_PARAMETERS - TRANSLATED_PARAMETERS)
+    name = params.get("arch_name")
+    if name is not None and not isinstance(name, str):
+        raise AmlaConfigError(
+            f"AMLA config {str(path)!r}: parameters.arch_name: must be a string, got {name!r}"
+        )
     overrides = [f"spec={hydra_value(str(path))}"]
     try:
         overrides += _algorithm(config, params)
@@ -95,6 +100,8 @@ def overrides_from_amla(path: str | Path) -> list[str]:
         overrides += _optimizer(_section(config, "child_training"))
     except KeyError as exc:
         raise AmlaConfigError(f"AMLA config {str(path)!r}: missing key {exc}") from None
+    except AmlaConfigError as exc:
+        raise AmlaConfigError(f"AMLA config {str(path)!r}: {exc}") from None
     return overrides
 
 
@@ -139,10 +146,20 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
-    plain = text and all(c.isalnum() or c in "_/.-" for c in text)
+    plain = text.isascii() and text and all(c.isalnum() or c in "_/.-" for c in text)
     if plain and not text[0].isdigit() and text.lower() not in RESERVED_WORDS:
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _number(setting: dict, key: str, where: str, default: Any = None) -> float:
+    """``setting[key]`` (or ``default``) if it is a finite JSON number, else an
+    `AmlaConfigError` naming ``where.key``."""
+    value = setting.get(key, default) if default is not None else setting[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value):
+        raise AmlaConfigError(f"{where}.{key}: must be a number, got {value!r}")
+    return value
 
 
 def _section(config: dict, name: str) -> dict:
@@ -246,6 +263,13 @@ def _optimizer(training: dict) -> list[str]:
         "regularization": _regularization,
     }
     _warn_unknown("child_training", set(training) - set(translators) - {"label_smoothing"})
+    if training.get("label_smoothing"):  # README: every setting not carried over is reported
+        warnings.warn(
+            f"child_training.label_smoothing {training['label_smoothing']!r}: not carried over "
+            "(AMLA's recipe has none); add optim.label_smoothing=<value> to use it",
+            AmlaConfigWarning,
+            stacklevel=2,
+        )
     for key, translate in translators.items():
         setting = training.get(key)
         if setting is None:
@@ -271,7 +295,7 @@ def _optimizer_type(setting: dict) -> list[str]:
     if kind == "sgd":
         return ["optim.optimizer=sgd"]
     if kind == "momentum":  # AMLA's momentum optimiser is Nesterov's (amla_spec.md A.9a)
-        momentum = setting.get("momentum", 0.9)
+        momentum = _number(setting, "momentum", "child_training.optimizer", 0.9)
         return ["optim.optimizer=momentum", f"optim.momentum={hydra_value(momentum)}"]
     return _unsupported("optimizer", setting)
 
@@ -280,30 +304,34 @@ def _learning_rate(setting: dict) -> list[str]:
     kind = setting.get("type")
     if kind == "exponential_decay":
         decay = {**DEFAULT_DECAY, **setting}
+        where = "child_training.lr"
         return [
             "optim.schedule=exponential",
-            f"optim.learning_rate={hydra_value(decay['initial'])}",
-            f"optim.decay_rate={hydra_value(decay['decay'])}",
-            f"optim.decay_epochs={hydra_value(float(decay['epochs_per_decay']))}",
+            f"optim.learning_rate={hydra_value(_number(decay, 'initial', where))}",
+            f"optim.decay_rate={hydra_value(_number(decay, 'decay', where))}",
+            f"optim.decay_epochs={hydra_value(float(_number(decay, 'epochs_per_decay', where)))}",
         ]
     if kind == "cosine_decay":  # SGDR with AMLA's integer epoch counter
+        where = "child_training.lr"
         return [
             "optim.schedule=sgdr",
-            f"optim.learning_rate={hydra_value(setting['max'])}",
-            f"optim.min_learning_rate={hydra_value(setting.get('min', 0.0))}",
-            f"optim.sgdr_t0={hydra_value(float(setting.get('T_0', 10)))}",
-            f"optim.sgdr_t_mul={hydra_value(float(setting.get('T_mul', 2)))}",
+            f"optim.learning_rate={hydra_value(_number(setting, 'max', where))}",
+            f"optim.min_learning_rate={hydra_value(_number(setting, 'min', where, 0.0))}",
+            f"optim.sgdr_t0={hydra_value(float(_number(setting, 'T_0', where, 10)))}",
+            f"optim.sgdr_t_mul={hydra_value(float(_number(setting, 'T_mul', where, 2)))}",
         ]
     return _unsupported("lr", setting)
 
 
 def _clipping(setting: dict) -> list[str]:
     if setting.get("type") == "norm":
-        return [f"optim.clip_norm={hydra_value(setting['value'])}"]
+        value = _number(setting, "value", "child_training.gradient_clipping")
+        return [f"optim.clip_norm={hydra_value(value)}"]
     return _unsupported("gradient_clipping", setting)
 
 
 def _regularization(setting: dict) -> list[str]:
     if setting.get("type") == "l2":
-        return [f"optim.l2={hydra_value(setting['value'])}"]
+        value = _number(setting, "value", "child_training.regularization")
+        return [f"optim.l2={hydra_value(value)}"]
     return _unsupported("regularization", setting)

@@ -49,8 +49,21 @@ def collect(paths: Sequence[str | Path]) -> list[RunRecord]:
     if isinstance(paths, str | Path):
         paths = [paths]
     run_dirs = sorted({d for path in paths for d in find_run_dirs(path)})
-    records = [r for r in map(read_run, run_dirs) if r is not None]
+    records = [r for r in map(_read_run, run_dirs) if r is not None]
     if not records:
         where = ", ".join(str(p) for p in paths)
         raise ReportError(f"no runs (a candidates.jsonl with a completed candidate) under {where}")
     return records
+
+
+def _read_run(run_dir: Path) -> RunRecord | None:
+    """`read_run`, with a damaged or foreign ``candidates.jsonl`` as a `ReportError`."""
+    try:
+        return read_run(run_dir)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ReportError):
+            raise
+        raise ReportError(
+            f"{run_dir / CANDIDATES}: not a candidates file this version reads "
+            f"({type(exc).__name__}: {exc}); remove it or point amla report elsewhere"
+        ) from None

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from amla_jax.spec.base import SpecError
+from amla_jax.spec.base import MAX_WIDTH, SpecError, is_int
 
 # op id → (kind, kernel)
 ENAS_MACRO_OPS = {
@@ -93,8 +93,10 @@ class EnasMacroSpec:
                 raise SpecError(
                     f"arch.layers[{k}]: skip bits must be 0 or 1, got {list(layer[1:])}"
                 )
-        if not isinstance(self.channels, int) or self.channels <= 0:
-            raise SpecError(f"arch.channels: must be a positive integer, got {self.channels!r}")
+        if not is_int(self.channels) or not 0 < self.channels <= MAX_WIDTH:
+            raise SpecError(
+                f"arch.channels: must be an integer in 1..{MAX_WIDTH}, got {self.channels!r}"
+            )
         if self.pool_layers is None:
             distance = len(self.layers) // 3
             object.__setattr__(self, "pool_layers", (distance - 1, 2 * distance - 1))

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from amla_jax.spec.base import SpecError, freeze, thaw
+from amla_jax.spec.base import MAX_LAYERS, MAX_WIDTH, SpecError, freeze, is_int, thaw
 
 # AMLA's envelope branch ops; the grammar accepts any odd or even K in 1..11 ("KxK",
 # "KxKsep"). ASCII digits only: "\d" would accept other scripts' digits.
@@ -122,9 +122,9 @@ def _parse_branches(filters: Any, where: str) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_outputs(outputs: Any, num_branches: int, where: str) -> int:
-    if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs <= 0:
+    if not is_int(outputs) or not 1 <= outputs <= MAX_WIDTH:
         raise SpecError(
-            f"{where}.outputs: a filter layer needs a positive integer, got {outputs!r}"
+            f"{where}.outputs: a filter layer needs an integer in 1..{MAX_WIDTH}, got {outputs!r}"
         )
     if outputs < num_branches:
         raise SpecError(
@@ -163,8 +163,12 @@ class MacroSpec:
             raise SpecError("arch.network: must hold at least one layer")
         if not any(layer.kind == "filters" for layer in self.layers):
             raise SpecError("arch.network: needs at least one 'filters' layer")
-        if not 0 <= self.branch_dropout < 1:
-            raise SpecError(f"arch.branch_dropout: must be in [0, 1), got {self.branch_dropout}")
+        if len(self.layers) > MAX_LAYERS:
+            raise SpecError(f"arch.network: {len(self.layers)} layers; at most {MAX_LAYERS}")
+        dropout = self.branch_dropout
+        number = isinstance(dropout, int | float) and not isinstance(dropout, bool)
+        if not number or not 0 <= dropout < 1:
+            raise SpecError(f"arch.branch_dropout: must be a number in [0, 1), got {dropout!r}")
 
     def to_json(self) -> dict:
         out = {"type": "macro", "network": [layer.to_json() for layer in self.layers]}
@@ -177,6 +181,8 @@ class MacroSpec:
         network = data.get("network")
         if not isinstance(network, list):
             raise SpecError("arch.network: must be a list of layers")
+        if len(network) > MAX_LAYERS:
+            raise SpecError(f"arch.network: {len(network)} layers; at most {MAX_LAYERS}")
         layers = tuple(LayerSpec.from_json(entry, i + 1) for i, entry in enumerate(network))
         return cls(layers, branch_dropout=data.get("branch_dropout", 0.2))
 

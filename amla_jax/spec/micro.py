@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from amla_jax.spec.base import MAX_WIDTH
 from amla_jax.spec.base import check as _check
 from amla_jax.spec.base import flag as _flag
 from amla_jax.spec.base import is_int as _is_int
@@ -101,8 +102,8 @@ class EdgeSpec:
         )
         _check(self.stride in (1, 2) and _is_int(self.stride), f"{where}.stride: must be 1 or 2")
         _check(
-            self.filters is None or (_is_int(self.filters) and self.filters > 0),
-            f"{where}.filters: must be a positive integer, got {self.filters!r}",
+            self.filters is None or (_is_int(self.filters) and 0 < self.filters <= MAX_WIDTH),
+            f"{where}.filters: must be an integer in 1..{MAX_WIDTH}, got {self.filters!r}",
         )
 
 
@@ -241,9 +242,9 @@ class MicroSpec:
         )
         amla = self.convention == "amla"
         _check(
-            amla or (_is_int(self.channels) and self.channels > 0),
-            f"arch.channels: must be a positive integer (the first cells' width C), "
-            f"got {self.channels!r}",
+            amla or (_is_int(self.channels) and 0 < self.channels <= MAX_WIDTH),
+            f"arch.channels: must be a positive integer <= {MAX_WIDTH} (the first cells' "
+            f"width C), got {self.channels!r}",
         )
         _check(bool(self.cells), "arch.cells: needs at least one cell")
         for name, cell in self.cells:

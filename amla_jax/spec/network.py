@@ -21,7 +21,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from amla_jax.spec.base import SpecError, freeze, thaw
+from amla_jax.spec.base import (
+    MAX_KERNEL,
+    MAX_STRIDE,
+    MAX_WIDTH,
+    SpecError,
+    freeze,
+    positive_int,
+    thaw,
+)
 from amla_jax.spec.enas import EnasMacroSpec
 from amla_jax.spec.macro import MacroSpec
 from amla_jax.spec.micro import MicroSpec
@@ -81,12 +89,19 @@ class BlockSpec:
         keys = ("outputs", "stride", "size") if self.block == "cutout" else ("outputs", "stride")
         for key in keys:
             value = self.get(key)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise SpecError(f"{where}.{key}: must be a positive integer, got {value!r}")
+            if value is not None:
+                positive_int(value, f"{where}.{key}", MAX_STRIDE if key == "stride" else MAX_WIDTH)
+        kernel = self.get("kernel_size")
+        if kernel is not None:
+            sizes = kernel if isinstance(kernel, tuple) and len(kernel) == 2 else (kernel,)
+            for size in sizes:
+                positive_int(size, f"{where}.kernel_size", MAX_KERNEL)
         if self.block in ("conv2d", "fc", "fc-final") and self.get("outputs") is None:
             raise SpecError(f"{where}: block {self.block!r} needs 'outputs'")
         keep = self.get("keep_prob")
-        if keep is not None and not (isinstance(keep, int | float) and 0 < keep <= 1):
+        if keep is not None and not (
+            isinstance(keep, int | float) and not isinstance(keep, bool) and 0 < keep <= 1
+        ):
             raise SpecError(f"{where}.keep_prob: must be in (0, 1], got {keep!r}")
 
 

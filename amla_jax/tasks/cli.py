@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import time
 import warnings
@@ -34,8 +35,24 @@ from collections.abc import Callable
 
 from amla_jax.amla.task_config import AmlaConfigWarning
 from amla_jax.errors import UserError
-from amla_jax.tasks.scheduler import NothingToDo, Scheduler, TaskStatus, tail, task_status
-from amla_jax.tasks.store import COMPLETE, QUEUED, RUNNING, STATES, Task, TaskError
+from amla_jax.tasks import display
+from amla_jax.tasks.scheduler import (
+    NothingToDo,
+    Scheduler,
+    resolve_workspace,
+    tail,
+    task_status,
+)
+from amla_jax.tasks.store import (
+    COMPLETE,
+    DB_FILE,
+    QUEUED,
+    RUNNING,
+    STATES,
+    Task,
+    TaskError,
+    store_error,
+)
 
 OK, FAILURE, USAGE = 0, 1, 2
 
@@ -62,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             print(exc)
             return OK
         print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    except sqlite3.Error as exc:  # the store broke after it opened (a truncated file)
+        workspace = resolve_workspace(getattr(args, "workspace", None))
+        print(f"error: {store_error(exc, workspace / DB_FILE)}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
@@ -186,7 +207,7 @@ def cmd_list(scheduler: Scheduler, args) -> int:
         print(json.dumps([s.to_json() for s in statuses], indent=2))
         return OK
     header = ("id", "name", "state", "algo", "done", "best val", "created", "elapsed", "run dir")
-    rows = [header] + [_list_row(s) for s in statuses]
+    rows = [header] + [display.list_row(s) for s in statuses]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print(
@@ -195,21 +216,6 @@ def cmd_list(scheduler: Scheduler, args) -> int:
     if not statuses:
         print(f"(no tasks in {scheduler.workspace}; add one with amla add)")
     return OK
-
-
-def _list_row(status: TaskStatus) -> tuple[str, ...]:
-    task = status.task
-    return (
-        str(task.id),
-        task.name or "-",
-        task.state,
-        task.algo or "-",
-        _progress(status),
-        _accuracy(status.best_val),
-        _when(task.created),
-        _duration(task.elapsed_now()),
-        task.run_dir,
-    )
 
 
 def cmd_start(scheduler: Scheduler, args) -> int:
@@ -226,7 +232,7 @@ def cmd_start(scheduler: Scheduler, args) -> int:
     except KeyboardInterrupt:
         print(f"\nstopped waiting; task {task.id} runs on (amla stop {task.id} stops it)")
         return 128 + signal.SIGINT
-    print(_ending(task_status(task)))
+    print(display.ending(task_status(task)))
     return OK if task.state == COMPLETE else FAILURE
 
 
@@ -255,18 +261,18 @@ def cmd_status(scheduler: Scheduler, args) -> int:
     best = "-"
     if status.best_id is not None:
         best = (
-            f"val acc {_accuracy(status.best_val)}, test acc {_accuracy(status.best_test)} "
+            f"val acc {display.accuracy(status.best_val)}, test acc {display.accuracy(status.best_test)} "
             f"(candidate {status.best_id})"
         )
     fields = [
-        ("state", _state_line(task)),
+        ("state", display.state_line(task)),
         ("algo", task.algo or "-"),
-        ("progress", f"{_progress(status)} candidates"),
+        ("progress", f"{display.progress(status)} candidates"),
         ("best", best),
-        ("elapsed", f"{_duration(task.elapsed_now())} over {task.starts} start(s)"),
-        ("created", _when(task.created)),
-        ("started", _when(task.started)),
-        ("finished", _when(task.finished) if task.state != RUNNING else "-"),
+        ("elapsed", f"{display.duration(task.elapsed_now())} over {task.starts} start(s)"),
+        ("created", display.when(task.created)),
+        ("started", display.when(task.started)),
+        ("finished", display.when(task.finished) if task.state != RUNNING else "-"),
         ("run dir", task.run_dir),
         ("log", str(scheduler.log_path(task.id))),
         ("amla config", task.amla_config or "-"),
@@ -278,12 +284,6 @@ def cmd_status(scheduler: Scheduler, args) -> int:
     for name, value in fields:
         print(f"  {name + ':':<12} {value}")
     return OK
-
-
-def _state_line(task: Task) -> str:
-    if task.state == RUNNING:
-        return f"running (pid {task.pid or '-'}, supervisor pid {task.supervisor_pid})"
-    return task.state
 
 
 def cmd_logs(scheduler: Scheduler, args) -> int:
@@ -340,7 +340,7 @@ def _event(kind: str, task: Task) -> None:
     if kind == "started":
         print(f"{stamp} started task {task.id} ({task.algo}, run dir {task.run_dir})", flush=True)
     else:
-        print(f"{stamp} {_ending(task_status(task))}", flush=True)
+        print(f"{stamp} {display.ending(task_status(task))}", flush=True)
 
 
 def run_report(argv: list[str]) -> int:
@@ -356,31 +356,6 @@ def run_report(argv: list[str]) -> int:
 
 
 # --- formatting -------------------------------------------------------------------------
-
-
-def _ending(status: TaskStatus) -> str:
-    task = status.task
-    text = f"task {task.id} {task.state}: {task.message or '-'}"
-    if status.best_id is not None:
-        text += f"; best val acc {_accuracy(status.best_val)} (candidate {status.best_id})"
-    return text + f"; run dir {task.run_dir}"
-
-
-def _progress(status: TaskStatus) -> str:
-    return f"{status.completed}/{status.total if status.total is not None else '?'}"
-
-
-def _accuracy(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _when(timestamp: float | None) -> str:
-    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 if __name__ == "__main__":

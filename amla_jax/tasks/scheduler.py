@@ -37,6 +37,7 @@ from amla_jax.amla.task_config import (
     read_amla_config,
 )
 from amla_jax.compose import compose_config
+from amla_jax.errors import UserError, one_line
 from amla_jax.rundir import CANDIDATES, best_candidate, read_candidates
 from amla_jax.tasks import lifecycle, procs
 from amla_jax.tasks.store import (
@@ -49,6 +50,7 @@ from amla_jax.tasks.store import (
     TaskError,
     TaskStore,
 )
+from amla_jax.validate import check_run_dir
 
 DEFAULT_WORKSPACE = "amla_workspace"
 RUN_DIR_KEY = "hydra.run.dir"
@@ -134,6 +136,10 @@ class Scheduler:
         if amla_config and name is None:
             name = read_amla_config(amla_config).get("parameters", {}).get("arch_name")
         run_dir = (cwd / run_dir) if run_dir else None
+        try:
+            check_run_dir(run_dir)
+        except UserError as exc:
+            raise TaskError(one_line(exc)) from None
         with self.store.transaction():
             algo, iterations = cfg.algo.name, cfg.algo.iterations
             task = self.store.insert(merged, cwd, run_dir, name, algo, iterations)
@@ -337,24 +343,19 @@ class Scheduler:
 
 
 def _check(overrides: list[str], cwd: Path):
-    """Composes ``overrides`` and loads the spec file they name (relative to ``cwd``).
+    """Validates ``overrides`` as the entry point does (`amla_jax.validate`: keys, values,
+    the network, with spec files relative to ``cwd``).
 
     Returns:
-      The composed config. Raises `TaskError` with a one-line reason otherwise.
+      The checked `RunConfig`. Raises `TaskError` with a one-line reason otherwise.
     """
-    from amla_jax.amla import load_spec  # noqa: PLC0415 (only amla add needs it)
-    from amla_jax.spec import SpecError
+    from amla_jax.validate import network_of, run_config  # noqa: PLC0415
 
     try:
-        cfg = compose_config(overrides)
-    except ValueError as exc:
-        raise TaskError(str(exc)) from None
-    path = cfg.spec or cfg.model.path
-    if path:
-        try:
-            load_spec(cwd / path)
-        except SpecError as exc:
-            raise TaskError(str(exc).splitlines()[0]) from None
+        cfg = run_config(compose_config(overrides), run_dir=".")
+        network_of(cfg, cwd)
+    except UserError as exc:
+        raise TaskError(one_line(exc)) from None
     return cfg
 
 

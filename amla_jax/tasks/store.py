@@ -71,6 +71,25 @@ class TaskError(UserError):
     """A request the task store cannot honour; the message is one line for the user."""
 
 
+class StoreError(TaskError):
+    """The workspace or its ``tasks.db`` cannot be used; the message says what to do."""
+
+
+def store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """The one-line `StoreError` for an SQLite failure on the store at ``path``."""
+    text = str(exc)
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return StoreError(
+            f"task store {str(path)!r}: cannot write it ({text}); make the workspace "
+            "writable or pick another with --workspace DIR or $AMLA_WORKSPACE"
+        )
+    return StoreError(
+        f"task store {str(path)!r}: unreadable ({text}); it is corrupted or not a task "
+        f"store: move it aside (mv {path} {path}.bad) to start an empty one, or pick "
+        "another workspace with --workspace DIR"
+    )
+
+
 class UnknownTask(TaskError):
     """No task has this id."""
 
@@ -144,15 +163,24 @@ class TaskStore:
 
     def __init__(self, workspace: str | Path):
         self.workspace = Path(workspace).absolute()
-        self.workspace.mkdir(parents=True, exist_ok=True)
         self.path = self.workspace / DB_FILE
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        try:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"workspace {str(self.workspace)!r}: cannot create it ({exc.strerror}); "
+                "pick another with --workspace DIR or $AMLA_WORKSPACE"
+            ) from None
         self._in_transaction = False
-        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
-        with self.transaction():
-            self._db.execute(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            _retry_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
+            with self.transaction():
+                self._db.execute(SCHEMA)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from None
 
     def close(self) -> None:
         self._db.close()
