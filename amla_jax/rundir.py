@@ -8,10 +8,12 @@ numpy: the task CLI and the report read runs in a fresh interpreter in milliseco
 
 Layout::
 
-    candidates.jsonl   one row per trained candidate (id, spec, metrics, params, seconds)
+    candidates.jsonl   one row per trained candidate (id, spec, metrics, params, seconds;
+                       "status": "failed" and a "reason" where it could not be trained)
     best_spec.json     the network the search returns, AMLA's form (written at the end)
     spec.json          the same network in our form (written by the runner at the end)
-    metrics.jsonl      training scalars, one record per logged step ("run", "step", "time")
+    metrics.jsonl      training scalars, one record per logged step ("run", "step", "time");
+                       each candidate's curve once (a resumed run drops partial ones)
     search/            Orbax checkpoints of the search state
     checkpoints/       final train states, one folder per candidate
     tb/                TensorBoard event files, one folder per candidate
@@ -32,12 +34,14 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from amla_jax.errors import UserError
 from amla_jax.selection import best_index
+from amla_jax.strict_json import dumps
 
 CANDIDATES = "candidates.jsonl"
 BEST_SPEC = "best_spec.json"
@@ -47,6 +51,7 @@ SEARCH_DIR = "search"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
 HYDRA_DIR = ".hydra"
+FAILED = "failed"  # a row's "status" when its candidate could not be evaluated
 # Overrides that name a run (its seed, algorithm, output folder), not its experiment;
 # ``algo.*`` options do define the experiment and are kept.
 HIDDEN_OVERRIDES = ("seed", "algo", "run_dir", "hydra")
@@ -82,10 +87,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def append_row(path: str | Path, row: dict) -> None:
-    """Appends ``row`` as one line and forces it to disk before returning, so that a
-    checkpoint saved afterwards never counts a row the file lost."""
+    """Appends ``row`` as one strict-JSON line and forces it to disk before returning, so
+    that a checkpoint saved afterwards never counts a row the file lost."""
     with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -130,30 +135,55 @@ def read_candidates(path: str | Path, completed: int | None = None) -> list[dict
     return [rows[i] for i in sorted(rows)]
 
 
-def sync_candidates(path: str | Path, completed: int) -> list[dict]:
-    """Rewrites ``path`` (atomically) to hold exactly the rows of candidates 0..completed-1,
-    the ones a search checkpoint counts, and returns them.
-
-    Raises:
-      RunDirError: a checkpointed candidate has no row.
-    """
+def write_candidates(path: str | Path, rows: Sequence[dict]) -> None:
+    """Rewrites ``path`` (atomically) to hold exactly ``rows``, one strict-JSON line each
+    (a half-written last line of a crash goes); unchanged files are not touched."""
     path = Path(path)
-    rows = read_candidates(path, completed)
-    if [r["id"] for r in rows] != list(range(completed)):
-        raise RunDirError(
-            f"{path}: rows {[r['id'] for r in rows]} do not cover 0..{completed - 1}; "
-            "use a new run directory"
-        )
-    text = "".join(json.dumps(row) + "\n" for row in rows)
+    text = "".join(dumps(row) + "\n" for row in rows)
     if not path.exists() or path.read_text() != text:
         write_text(path, text)
-    return rows
+
+
+def is_failed(row: dict) -> bool:
+    """Whether a row records a failed candidate (``"status": "failed"``, with a
+    ``reason``): it has no usable metrics and selection skips it."""
+    return row.get("status") == FAILED
+
+
+def candidate_run(candidate_id: int) -> str:
+    """The name of candidate ``candidate_id``'s curve in ``metrics.jsonl`` and ``tb/``."""
+    return f"candidate_{candidate_id}"
+
+
+def prune_metrics(run_dir: str | Path, completed: int) -> None:
+    """Drops the curves of candidates ``completed`` and later (a crashed run's partial
+    ones) from ``metrics.jsonl`` and ``tb/``, so a resumed run shows each curve once."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS
+    if path.exists():
+        records = read_jsonl(path)
+        kept = [r for r in records if _candidate_of(r.get("run")) < completed]
+        if len(kept) != len(path.read_text().splitlines()):
+            write_text(path, "".join(dumps(r) + "\n" for r in kept))
+    for folder in (run_dir / TB_DIR).glob("candidate_*"):
+        if _candidate_of(folder.name) >= completed:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _candidate_of(run: Any) -> int:
+    """The candidate id of a curve named `candidate_run`, or -1 for any other curve."""
+    prefix = candidate_run(0)[:-1]
+    text = str(run)
+    number = text[len(prefix) :] if text.startswith(prefix) else ""
+    return int(number) if number.isdigit() and number.isascii() else -1
 
 
 def best_candidate(rows: Sequence[dict]) -> int | None:
-    """The id of the row with the best selection metric (earliest on ties), or None."""
-    index = best_index([r["metrics"] for r in rows])
-    return None if index is None else rows[index]["id"]
+    """The id of the row with the best selection metric (earliest on ties), or None;
+    failed rows are skipped."""
+    ok = [r for r in rows if not is_failed(r)]
+    index = best_index([r["metrics"] for r in ok])
+    return None if index is None else ok[index]["id"]
 
 
 def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
@@ -239,8 +269,11 @@ class RunRecord:
 
     @property
     def final_row(self) -> dict:
-        """The returned network's row if it was trained, else the last trained network's."""
-        return self.row(self.returned_id) if self.returned_id is not None else self.rows[-1]
+        """The returned network's row if it was trained, else the last trained network's
+        (failed rows skipped)."""
+        if self.returned_id is not None:
+            return self.row(self.returned_id)
+        return next((r for r in reversed(self.rows) if not is_failed(r)), self.rows[-1])
 
     @property
     def test_accuracy(self) -> float | None:

@@ -24,6 +24,8 @@ JAX_FREE = [
     "amla_jax.tasks.cli",
     "amla_jax.selection",
     "amla_jax.errors",
+    "amla_jax.faults",
+    "amla_jax.strict_json",
     "amla_jax.compose",
     "amla_jax.spec",
     "amla_jax.amla",

@@ -16,6 +16,7 @@ from fakes import fake_evaluate, template_spec
 from amla_jax.algos import get_algorithm
 from amla_jax.amla import layout, load_spec
 from amla_jax.config import AlgoConfig
+from amla_jax.errors import UserError
 from amla_jax.rundir import read_candidates
 from amla_jax.search import SearchInterrupted, run_search
 
@@ -100,18 +101,38 @@ def test_sigterm_checkpoints_completed_candidates_and_resumes(tmp_path):
     assert outcome.rows == reference_rows
 
 
-def test_rows_beyond_the_checkpoint_are_dropped(tmp_path):
-    _, reference_rows = uninterrupted(tmp_path)
+def crash_after_row(tmp_path, name="nac", row_id=2):
+    """A run killed between candidate ``row_id``'s row and its checkpoint (or during the
+    checkpoint's write): the checkpoint counts ``row_id`` candidates, the file one more,
+    with a half-written line after it."""
+    _, reference_rows = uninterrupted(tmp_path, name)
     run_dir = tmp_path / "run"
     with pytest.raises(RuntimeError):
-        run_search(make(), Recorder(fail_at=2), run_dir, KEY, console=False)
-    # A crash between the row and the checkpoint leaves a row the checkpoint lacks,
-    # possibly half-written.
+        run_search(make(name), Recorder(fail_at=row_id), run_dir, KEY, console=False)
     with open(run_dir / "candidates.jsonl", "a") as f:
-        f.write(json.dumps({**reference_rows[2], "metrics": {}}) + "\n" + '{"id": 3, "spe')
-    outcome = run_search(make(), Recorder(), run_dir, KEY, console=False)
+        f.write(json.dumps(reference_rows[row_id]) + "\n" + '{"id": 3, "spe')
+    return run_dir, reference_rows
+
+
+@pytest.mark.parametrize("name", ["nac", "random", "fixed"])
+def test_rows_beyond_the_checkpoint_are_replayed_not_retrained(tmp_path, name, capsys):
+    run_dir, reference_rows = crash_after_row(tmp_path, name)
+    evaluate = Recorder()
+    outcome = run_search(make(name), evaluate, run_dir, KEY)
+    assert evaluate.calls == [3]  # candidate 2 has a row: it is told from it, not trained
+    assert "recovered candidates 2..2" in capsys.readouterr().out
     assert [json.loads(line)["id"] for line in lines(run_dir)] == [0, 1, 2, 3]
     assert outcome.rows == reference_rows
+    reference = tmp_path / "reference" / "best_spec.json"
+    assert (run_dir / "best_spec.json").read_text() == reference.read_text()
+
+
+def test_a_row_of_another_network_is_refused(tmp_path):
+    run_dir, reference_rows = crash_after_row(tmp_path)
+    text = (run_dir / "candidates.jsonl").read_text().replace('"outputs": 8', '"outputs": 9')
+    (run_dir / "candidates.jsonl").write_text(text)
+    with pytest.raises(UserError, match="candidate 2's row holds another network"):
+        run_search(make(), Recorder(), run_dir, KEY, console=False)
 
 
 def test_a_finished_run_does_no_work(tmp_path, capsys):
