@@ -271,3 +271,56 @@ def test_kill_9_and_sigterm_mid_iteration_resume_to_the_uninterrupted_result(tmp
     )
     assert "already finished" in again.stdout
     assert len(lines(run_dir)) == 2
+
+
+# The five moments of a NAC search at which a kill -9 must change nothing, in the order a
+# run reaches them; each launch dies at one (``$AMLA_JAX_FAULT``, see amla_jax.faults)
+# and the next resumes. The comments say what the directory holds after each kill.
+KILL_MOMENTS = [
+    "train:2",  # candidate 0 at its second step: no row, a partial curve
+    "calibrate:1",  # candidate 0's BatchNorm calibration: no row, a whole curve
+    "row:1",  # right after candidate 0's row: a row, no checkpoint
+    "compile:1",  # candidate 1's compile (row 0 replayed and checkpointed first)
+    "checkpoint:1",  # during candidate 1's checkpoint write: rows 0 and 1, checkpoint 1
+]
+TIMINGS = ("train_seconds", "compile_seconds")
+
+
+def without_timings(rows):
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "amla_jax" / "__main__.py").exists(), reason="no entry point")
+def test_kill_9_at_five_moments_changes_nothing_and_trains_no_candidate_twice(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AMLA_JAX_FAULT", None)
+    reference = tmp_path / "reference"
+    subprocess.run(entry_point(reference), cwd=tmp_path, env=env, check=True, timeout=1200)
+    run_dir, logs = tmp_path / "killed", []
+    for moment in [*KILL_MOMENTS, None]:
+        fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
+        launch = subprocess.run(
+            entry_point(run_dir),
+            cwd=tmp_path,
+            env={**env, **fault},
+            timeout=1200,
+            capture_output=True,
+            text=True,
+        )
+        logs.append(launch.stdout)
+        expected = 0 if moment is None else -signal.SIGKILL
+        assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
+    text = "".join(logs)
+    # Each candidate completed training once over all launches; the rows recorded before
+    # a kill were recovered, not retrained.
+    assert text.count("candidate 0: ") == 1 and text.count("candidate 1: ") == 1
+    assert "recovered candidates 0..0" in logs[3] and "recovered candidates 1..1" in logs[5]
+    assert "candidate 1: " in logs[4]
+    killed_rows = read_candidates(run_dir / "candidates.jsonl")
+    assert without_timings(killed_rows) == without_timings(
+        read_candidates(reference / "candidates.jsonl")
+    )
+    assert (run_dir / "best_spec.json").read_text() == (reference / "best_spec.json").read_text()
+    assert sorted(metric_runs(run_dir)) == sorted(metric_runs(reference))  # each curve once
+    assert sorted(p.name for p in (run_dir / "tb").iterdir()) == ["candidate_0", "candidate_1"]
