@@ -163,3 +163,10 @@ def test_a_wrongly_typed_value_and_an_unknown_option_are_rejected():
         compose_config(["train.steps=many", "run_dir=."])
     with pytest.raises(ValueError, match="rmsprop"):
         compose_config(["optim=rmsprop", "run_dir=."])
+
+
+def test_debug_smoke_trains_fixed_once_and_keeps_two_iterations_elsewhere():
+    assert compose_config(["algo=fixed", "debug=smoke"]).algo.iterations == 1
+    for algo in ("nac", "random", "nac_worst"):
+        assert compose_config([f"algo={algo}", "debug=smoke"]).algo.iterations == 2
+    assert compose_config(["algo=fixed", "debug=smoke", "algo.iterations=3"]).algo.iterations == 3
