@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -172,10 +173,8 @@ def prune_metrics(run_dir: str | Path, completed: int) -> None:
 
 def _candidate_of(run: Any) -> int:
     """The candidate id of a curve named `candidate_run`, or -1 for any other curve."""
-    prefix = candidate_run(0)[:-1]
-    text = str(run)
-    number = text[len(prefix) :] if text.startswith(prefix) else ""
-    return int(number) if number.isdigit() and number.isascii() else -1
+    match = re.fullmatch(r"candidate_([0-9]+)", str(run), flags=re.ASCII)
+    return int(match.group(1)) if match else -1
 
 
 def best_candidate(rows: Sequence[dict]) -> int | None:
@@ -188,7 +187,7 @@ def best_candidate(rows: Sequence[dict]) -> int | None:
 
 def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
     """The candidate that trained the network the search returns, or None if it trained
-    none (NAC constructs its answer without training it).
+    none (NAC constructs its answer without training it; failed rows do not count).
 
     Args:
       rows: ``candidates.jsonl`` rows in id order.
@@ -201,7 +200,7 @@ def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
     if returned is None:
         return None
     parse = type(returned).from_json
-    trained = [r["id"] for r in rows if parse(r["spec"]) == returned]
+    trained = [r["id"] for r in rows if not is_failed(r) and parse(r["spec"]) == returned]
     return trained[-1] if trained else None
 
 
@@ -301,7 +300,12 @@ class RunRecord:
 
     @property
     def num_candidates(self) -> int:
-        return len(self.rows)
+        """Candidates trained (failed ones are not counted, see `num_failed`)."""
+        return len(self.rows) - self.num_failed
+
+    @property
+    def num_failed(self) -> int:
+        return sum(map(is_failed, self.rows))
 
     @property
     def search_seconds(self) -> float:

@@ -124,3 +124,21 @@ def test_a_failed_row_beyond_the_checkpoint_is_replayed(tmp_path):
     outcome = run_search(make("nac", 3), evaluate, run_dir, KEY, console=False)
     assert [c for c, _ in evaluate.calls] == [2, 3] and len(rows) == 2
     assert outcome.rows == reference.rows
+
+
+@pytest.mark.slow
+def test_a_real_diverging_run_is_stopped_early_and_recorded_as_failed(tmp_path):
+    from amla_jax.config import OptimConfig, TrainConfig
+    from amla_jax.data import DataConfig, load_dataset
+    from amla_jax.evaluators import make_train_evaluator
+
+    dataset = load_dataset(DataConfig(name="digits"))
+    train = TrainConfig(steps=40, batch_size=16, log_every=2, progress=False)
+    evaluate = make_train_evaluator(dataset, OptimConfig(learning_rate=1e6), train, tmp_path)
+    outcome = run_search(make("fixed", 1), evaluate, tmp_path, KEY, console=False)
+    (row,) = strict_rows(tmp_path)
+    assert row["status"] == "failed" and row["reason"].startswith("non-finite train/loss")
+    assert row["steps"] < 40 and row["num_params"] > 0  # stopped at a logging point
+    assert outcome.best_candidate is None
+    curve = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert curve[-1]["train/loss"] is None and curve[-1]["step"] == row["steps"]
