@@ -290,16 +290,23 @@ def without_timings(rows):
     return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
+def curve_times(run_dir, run):
+    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    return [r["time"] for r in map(json.loads, text.splitlines()) if r["run"] == run]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "amla_jax" / "__main__.py").exists(), reason="no entry point")
 def test_kill_9_at_five_moments_changes_nothing_and_trains_no_candidate_twice(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Unbuffered, so what a launch printed before its SIGKILL is in its output.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop("AMLA_JAX_FAULT", None)
     reference = tmp_path / "reference"
     subprocess.run(entry_point(reference), cwd=tmp_path, env=env, check=True, timeout=1200)
-    run_dir, logs = tmp_path / "killed", []
+    run_dir, logs, starts = tmp_path / "killed", [], []
     for moment in [*KILL_MOMENTS, None]:
         fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
+        starts.append(time.time())
         launch = subprocess.run(
             entry_point(run_dir),
             cwd=tmp_path,
@@ -311,12 +318,14 @@ def test_kill_9_at_five_moments_changes_nothing_and_trains_no_candidate_twice(tm
         logs.append(launch.stdout)
         expected = 0 if moment is None else -signal.SIGKILL
         assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
-    text = "".join(logs)
-    # Each candidate completed training once over all launches; the rows recorded before
-    # a kill were recovered, not retrained.
-    assert text.count("candidate 0: ") == 1 and text.count("candidate 1: ") == 1
+    # Rows written before a kill were recovered by the next launch, not retrained: the
+    # curve kept for candidate 0 (row in launch 3) predates launch 4, candidate 1's (row
+    # in launch 5) predates launch 6, and launch 6 trained nothing.
     assert "recovered candidates 0..0" in logs[3] and "recovered candidates 1..1" in logs[5]
-    assert "candidate 1: " in logs[4]
+    assert max(curve_times(run_dir, "candidate_0")) < starts[3]
+    assert starts[4] < min(curve_times(run_dir, "candidate_1"))
+    assert max(curve_times(run_dir, "candidate_1")) < starts[5]
+    assert "candidate 0: " not in logs[5] and "candidate 1: " not in logs[5]
     killed_rows = read_candidates(run_dir / "candidates.jsonl")
     assert without_timings(killed_rows) == without_timings(
         read_candidates(reference / "candidates.jsonl")
