@@ -20,10 +20,10 @@ from amla_jax.spec import NetworkSpec
 
 CONF = ROOT / "conf"
 # Groups a user picks on the command line. hydra/ holds launcher presets
-# (test_launchers.py); model_on_dataset is picked by Hydra from ${model}_${dataset}.
-GROUPS = sorted(
-    p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "model_on_dataset")
-)
+# (test_launchers.py); model_on_dataset is picked by Hydra from ${model}_${dataset},
+# debug_on_algo from ${debug}_${algo}.
+PICKED = ("hydra", "model_on_dataset", "debug_on_algo")
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in PICKED)
 
 
 def _options(group: str) -> list[str]:
