@@ -37,3 +37,19 @@ def one_line(exc: BaseException) -> str:
     """The message an entry point prints: the first line, or the class name if empty."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class CandidateFailed(Exception):
+    """A candidate could not be evaluated (its training diverged): the search records it
+    as a ``failed`` row with ``reason`` and goes on. Not a user mistake by itself.
+
+    Attributes:
+      reason: one line, e.g. "non-finite train/loss (nan) at step 20".
+      steps: training steps run before it stopped.
+      train_seconds, compile_seconds: time spent on it.
+    """
+
+    def __init__(self, reason: str, steps: int = 0, train_seconds=0.0, compile_seconds=0.0):
+        super().__init__(reason)
+        self.reason, self.steps = reason, int(steps)
+        self.train_seconds, self.compile_seconds = float(train_seconds), float(compile_seconds)

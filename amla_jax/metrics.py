@@ -12,11 +12,11 @@ Synopsis::
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from amla_jax.rundir import METRICS, TB_DIR
+from amla_jax.strict_json import dumps
 
 
 class MetricWriter:
@@ -49,7 +49,7 @@ class MetricWriter:
             return
         record = {"run": self.prefix, "step": int(step), "time": round(time.time(), 3)}
         record.update({k: float(v) for k, v in scalars.items()})
-        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.write(dumps(record) + "\n")
         self._jsonl.flush()
         if self._tb is not None:
             for name, value in scalars.items():

@@ -8,10 +8,12 @@ numpy: the task CLI and the report read runs in a fresh interpreter in milliseco
 
 Layout::
 
-    candidates.jsonl   one row per trained candidate (id, spec, metrics, params, seconds)
+    candidates.jsonl   one row per trained candidate (id, spec, metrics, params, seconds;
+                       "status": "failed" and a "reason" where it could not be trained)
     best_spec.json     the network the search returns, AMLA's form (written at the end)
     spec.json          the same network in our form (written by the runner at the end)
-    metrics.jsonl      training scalars, one record per logged step ("run", "step", "time")
+    metrics.jsonl      training scalars, one record per logged step ("run", "step", "time");
+                       each candidate's curve once (a resumed run drops partial ones)
     search/            Orbax checkpoints of the search state
     checkpoints/       final train states, one folder per candidate
     tb/                TensorBoard event files, one folder per candidate
@@ -22,22 +24,24 @@ Synopsis::
     from amla_jax import rundir
     rows = rundir.read_candidates(run_dir / rundir.CANDIDATES)
     rows[rundir.best_candidate(rows)]["metrics"]          # ids are 0.. in order
-    record = rundir.read_run(run_dir)                     # RunRecord, or None: no rows
-    record.best_id, record.returned_id, record.wall_seconds
+
+A whole run read back (config, rows, answer, times) is `amla_jax.run_record.read_run`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
+import re
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from amla_jax.errors import UserError
 from amla_jax.selection import best_index
+from amla_jax.strict_json import dumps
 
 CANDIDATES = "candidates.jsonl"
 BEST_SPEC = "best_spec.json"
@@ -47,9 +51,9 @@ SEARCH_DIR = "search"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
 HYDRA_DIR = ".hydra"
+FAILED = "failed"  # a row's "status" when its candidate could not be evaluated
 # Overrides that name a run (its seed, algorithm, output folder), not its experiment;
 # ``algo.*`` options do define the experiment and are kept.
-HIDDEN_OVERRIDES = ("seed", "algo", "run_dir", "hydra")
 
 
 class RunDirError(UserError):
@@ -85,10 +89,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def append_row(path: str | Path, row: dict) -> None:
-    """Appends ``row`` as one line and forces it to disk before returning, so that a
-    checkpoint saved afterwards never counts a row the file lost."""
+    """Appends ``row`` as one strict-JSON line and forces it to disk before returning, so
+    that a checkpoint saved afterwards never counts a row the file lost."""
     with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -135,35 +139,58 @@ def read_candidates(path: str | Path, completed: int | None = None) -> list[dict
     return [rows[i] for i in sorted(rows)]
 
 
-def sync_candidates(path: str | Path, completed: int) -> list[dict]:
-    """Rewrites ``path`` (atomically) to hold exactly the rows of candidates 0..completed-1,
-    the ones a search checkpoint counts, and returns them.
-
-    Raises:
-      RunDirError: a checkpointed candidate has no row.
-    """
+def write_candidates(path: str | Path, rows: Sequence[dict]) -> None:
+    """Rewrites ``path`` (atomically) to hold exactly ``rows``, one strict-JSON line each
+    (a half-written last line of a crash goes); unchanged files are not touched."""
     path = Path(path)
-    rows = read_candidates(path, completed)
-    if [r["id"] for r in rows] != list(range(completed)):
-        raise RunDirError(
-            f"{path}: rows {[r['id'] for r in rows]} do not cover 0..{completed - 1}; "
-            "use a new run directory"
-        )
-    text = "".join(json.dumps(row) + "\n" for row in rows)
+    text = "".join(dumps(row) + "\n" for row in rows)
     if not path.exists() or path.read_text() != text:
         write_text(path, text)
-    return rows
+
+
+def is_failed(row: dict) -> bool:
+    """Whether a row records a failed candidate (``"status": "failed"``, with a
+    ``reason``): it has no usable metrics and selection skips it."""
+    return row.get("status") == FAILED
+
+
+def candidate_run(candidate_id: int) -> str:
+    """The name of candidate ``candidate_id``'s curve in ``metrics.jsonl`` and ``tb/``."""
+    return f"candidate_{candidate_id}"
+
+
+def prune_metrics(run_dir: str | Path, completed: int) -> None:
+    """Drops the curves of candidates ``completed`` and later (a crashed run's partial
+    ones) from ``metrics.jsonl`` and ``tb/``, so a resumed run shows each curve once."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS
+    if path.exists():
+        records = read_jsonl(path)
+        kept = [r for r in records if _candidate_of(r.get("run")) < completed]
+        if len(kept) != len(path.read_text().splitlines()):
+            write_text(path, "".join(dumps(r) + "\n" for r in kept))
+    for folder in (run_dir / TB_DIR).glob("candidate_*"):
+        if _candidate_of(folder.name) >= completed:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _candidate_of(run: Any) -> int:
+    """The candidate id of a curve named `candidate_run`, or -1 for any other curve."""
+    match = re.fullmatch(r"candidate_([0-9]+)", str(run), flags=re.ASCII)
+    return int(match.group(1)) if match else -1
 
 
 def best_candidate(rows: Sequence[dict]) -> int | None:
-    """The id of the row with the best selection metric (earliest on ties), or None."""
-    index = best_index([r["metrics"] for r in rows])
-    return None if index is None else rows[index]["id"]
+    """The id of the row with the best selection metric (earliest on ties), or None;
+    failed rows are skipped."""
+    ok = [r for r in rows if not is_failed(r)]
+    index = best_index([r["metrics"] for r in ok])
+    return None if index is None else ok[index]["id"]
 
 
 def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
     """The candidate that trained the network the search returns, or None if it trained
-    none (NAC constructs its answer without training it).
+    none (NAC constructs its answer without training it; failed rows do not count).
 
     Args:
       rows: ``candidates.jsonl`` rows in id order.
@@ -176,7 +203,7 @@ def returned_candidate(rows: Sequence[dict], returned: Any) -> int | None:
     if returned is None:
         return None
     parse = type(returned).from_json
-    trained = [r["id"] for r in rows if parse(r["spec"]) == returned]
+    trained = [r["id"] for r in rows if not is_failed(r) and parse(r["spec"]) == returned]
     return trained[-1] if trained else None
 
 
@@ -196,173 +223,3 @@ def read_best_spec(run_dir: str | Path):
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The records of ``<run_dir>/metrics.jsonl`` (half-written lines skipped)."""
     return read_jsonl(Path(run_dir) / METRICS)
-
-
-# --- a whole run ----------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class RunRecord:
-    """One run directory, read back.
-
-    Attributes:
-      run_dir: the run directory.
-      algorithm: ``algo.name`` (or the rows' ``algorithm`` without a Hydra config).
-      seed: the run's seed, or None if unknown.
-      dataset: ``dataset.name``, or None if unknown.
-      setting: the overrides that define the experiment, sorted ("key=value").
-      rows: the ``candidates.jsonl`` rows in id order.
-      best_id: the selected candidate (best validation accuracy).
-      returned_id: the last candidate that trained ``best_spec.json``'s network, or None
-        (not trained, as NAC's constructed answer, or no ``best_spec.json`` yet).
-      finished: ``best_spec.json`` exists (the search ran to its end).
-      wall_seconds: from the run's first launch to the last write of ``candidates.jsonl``
-        (file times; pauses between launches of a resumed run included); None if unknown.
-      config: the composed config as plain data ({} without ``.hydra/config.yaml``).
-    """
-
-    run_dir: Path
-    algorithm: str
-    seed: int | None
-    dataset: str | None
-    setting: tuple[str, ...]
-    rows: tuple[dict, ...]
-    best_id: int | None
-    returned_id: int | None
-    finished: bool
-    wall_seconds: float | None
-    config: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
-
-    def row(self, candidate_id: int) -> dict:
-        """The ``candidates.jsonl`` row of candidate ``candidate_id``."""
-        return next(r for r in self.rows if r["id"] == candidate_id)
-
-    @property
-    def best_row(self) -> dict:
-        """The selected candidate's row (best validation accuracy)."""
-        return self.row(self.best_id)
-
-    @property
-    def final_row(self) -> dict:
-        """The returned network's row if it was trained, else the last trained network's."""
-        return self.row(self.returned_id) if self.returned_id is not None else self.rows[-1]
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.best_row["metrics"].get("test/accuracy")
-
-    @property
-    def validation_accuracy(self) -> float | None:
-        return self.best_row["metrics"].get("validation/accuracy")
-
-    @property
-    def num_params(self) -> int:
-        return self.best_row["num_params"]
-
-    @property
-    def flops(self) -> float | None:
-        return self.best_row.get("flops")
-
-    @property
-    def final_test_accuracy(self) -> float | None:
-        return self.final_row["metrics"].get("test/accuracy")
-
-    @property
-    def final_num_params(self) -> int:
-        return self.final_row["num_params"]
-
-    @property
-    def num_candidates(self) -> int:
-        return len(self.rows)
-
-    @property
-    def search_seconds(self) -> float:
-        """Train + compile seconds summed over the candidates."""
-        return sum(row["train_seconds"] + row["compile_seconds"] for row in self.rows)
-
-    def best_spec(self):
-        """The network the search returned (``best_spec.json``) as a `NetworkSpec`, or None."""
-        return read_best_spec(self.run_dir)
-
-
-def setting_of(overrides: Sequence[str]) -> tuple[str, ...]:
-    """The overrides minus seed, algo, run_dir and hydra.* (the run's identity, not its
-    experiment), sorted."""
-    kept = []
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key.split(".")[0].split("/")[0] in HIDDEN_OVERRIDES and not key.startswith("algo."):
-            continue
-        kept.append(override)
-    return tuple(sorted(kept))
-
-
-def _load_yaml(path: Path) -> Any:
-    import yaml  # noqa: PLC0415 (only a whole run needs it; task status does not)
-
-    return yaml.safe_load(path.read_text()) if path.exists() else None
-
-
-def _wall_seconds(run_dir: Path, rows: Sequence[dict]) -> float | None:
-    """From the run's start to the last write of ``candidates.jsonl``.
-
-    The start is the earlier of ``.hydra/config.yaml``'s time (rewritten by every launch)
-    and the first ``metrics.jsonl`` record minus the first candidate's seconds (kept
-    across launches), so a relaunched or resumed run still counts from its first launch.
-    """
-    starts = []
-    config = run_dir / HYDRA_DIR / "config.yaml"
-    if config.exists():
-        starts.append(config.stat().st_mtime)
-    first = _first_metrics_time(run_dir)
-    if first is not None:
-        starts.append(first - rows[0]["train_seconds"] - rows[0]["compile_seconds"])
-    if not starts:
-        return None
-    seconds = (run_dir / CANDIDATES).stat().st_mtime - min(starts)
-    return seconds if seconds > 0 else None
-
-
-def _first_metrics_time(run_dir: Path) -> float | None:
-    """The time of the first ``metrics.jsonl`` record that has one (the file is long;
-    only its head is read)."""
-    for record in iter_jsonl(run_dir / METRICS):
-        try:
-            return float(record["time"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-def _returned_id(run_dir: Path, rows: Sequence[dict]) -> int | None:
-    """`returned_candidate` of ``best_spec.json``; None if it is missing or unreadable."""
-    from amla_jax.spec import SpecError  # noqa: PLC0415
-
-    try:
-        return returned_candidate(rows, read_best_spec(run_dir))
-    except SpecError:
-        return None
-
-
-def read_run(run_dir: str | Path) -> RunRecord | None:
-    """One run directory as a `RunRecord`, or None if it has no completed candidate."""
-    run_dir = Path(run_dir)
-    rows = read_candidates(run_dir / CANDIDATES)
-    if not rows:
-        return None
-    config = _load_yaml(run_dir / HYDRA_DIR / "config.yaml") or {}
-    overrides = _load_yaml(run_dir / HYDRA_DIR / "overrides.yaml") or []
-    seed = config.get("seed")
-    return RunRecord(
-        run_dir=run_dir,
-        algorithm=str(config.get("algo", {}).get("name") or rows[0].get("algorithm", "?")),
-        seed=None if seed is None else int(seed),
-        dataset=config.get("dataset", {}).get("name"),
-        setting=setting_of(overrides),
-        rows=tuple(rows),
-        best_id=best_candidate(rows),
-        returned_id=_returned_id(run_dir, rows),
-        finished=(run_dir / BEST_SPEC).exists(),
-        wall_seconds=_wall_seconds(run_dir, rows),
-        config=config,
-    )

@@ -4,9 +4,21 @@
 appends the candidate's row to ``<run_dir>/candidates.jsonl`` and then saves an Orbax
 checkpoint of the search state in ``<run_dir>/search/`` (step = completed candidates).
 Rerunning in the same run directory restores the latest checkpoint and continues after
-its last candidate; rows beyond the checkpoint (a crash between the two writes) are
-dropped, so the file never holds a candidate twice. Candidate ``i`` is asked and trained
-with keys derived only from ``(key, i)``, so a resumed search equals an uninterrupted one.
+its last candidate. Exactly once: a candidate whose row exists is never trained again;
+rows beyond the checkpoint (a crash between the two writes, or during the checkpoint's)
+are replayed: ``ask`` again with the same key (the spec must equal the row's) and
+``tell`` the row. ``tell`` is always given the row, live or replayed, so both agree.
+Candidate ``i`` is asked and trained with keys derived only from ``(key, i)``, so a
+resumed search equals an uninterrupted one. Curves of candidates without a row (killed
+while training) are dropped from ``metrics.jsonl`` and ``tb/`` on resume.
+
+A candidate whose training diverges (the evaluator raises `CandidateFailed`) is
+recorded as a row with ``"status": "failed"`` and its ``reason``; selection skips it. An
+algorithm with ``retry_failed`` (NAC) is not told: the same network is trained once more
+as the next candidate with a fresh key (``"retry_of"`` in its row); a second failure in
+a row ends the search with `SearchFailed`, its rows and checkpoint kept (a rerun tries
+once more). ``$AMLA_JAX_FAULT`` kills the process at chosen points (`amla_jax.faults`,
+a test hook).
 SIGTERM and SIGINT stop the search at once: the candidate in flight is abandoned,
 completed ones are kept, and `SearchInterrupted` is raised (``exit_code`` 128 + signal).
 
@@ -24,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -35,18 +46,30 @@ import jax
 from rich.console import Console
 from rich.table import Table
 
-from amla_jax.algos.base import Algorithm, State, state_from_tree, state_to_tree
+from amla_jax import faults
+from amla_jax.algos.base import Algorithm
 from amla_jax.amla import save_spec
+from amla_jax.errors import CandidateFailed, UserError
 from amla_jax.rundir import (
     BEST_SPEC,
     CANDIDATES,
+    FAILED,
     SEARCH_DIR,
-    RunDirError,
     append_row,
     best_candidate,
+    is_failed,
     replacing,
     returned_candidate,
-    sync_candidates,
+)
+from amla_jax.search_state import (
+    advance,
+    ask,
+    checkpoint_manager,
+    pending_retry,
+    quiet_absl,
+    restore_search_state,  # noqa: F401 (part of this module's public names, as before)
+    resume,
+    save_search_state,
 )
 from amla_jax.spec import NetworkSpec
 
@@ -66,6 +89,11 @@ class SearchInterrupted(Exception):
         name = signal.Signals(signum).name
         super().__init__(f"search stopped by {name} after {completed} completed candidates")
         self.signum, self.completed, self.exit_code = signum, completed, 128 + signum
+
+
+class SearchFailed(UserError):
+    """A candidate that the algorithm cannot do without failed twice in a row; its rows
+    and the checkpoint are kept, so a rerun in the same run directory resumes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,48 +153,6 @@ class _StopOnSignal:
             signal.signal(signum, handler)
 
 
-@contextlib.contextmanager
-def _quiet_absl() -> Iterator[None]:
-    """Orbax logs every save step at INFO through absl; keep it to warnings here."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def checkpoint_manager(directory: Path):
-    """The Orbax manager of a run's search-state checkpoints (the last two kept)."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415 (slow import)
-
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(directory.absolute(), options=options)
-
-
-def save_search_state(manager, completed: int, algorithm: str, state: State) -> None:
-    """Checkpoints ``state`` as step ``completed`` (Orbax writes it atomically)."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
-
-    tree = {"algorithm": algorithm, "completed": completed, "state": state_to_tree(state)}
-    manager.save(completed, args=ocp.args.PyTreeSave(tree), force=True)
-    manager.wait_until_finished()
-
-
-def restore_search_state(manager, step: int, algorithm: str, like: State) -> State:
-    """The algorithm state checkpointed at ``step``, typed as ``like`` (a fresh ``init``)."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
-
-    tree = manager.restore(step, args=ocp.args.PyTreeRestore())
-    if tree["algorithm"] != algorithm:
-        raise RunDirError(
-            f"run_dir: holds a {tree['algorithm']!r} search, not {algorithm!r}; "
-            "use a new run directory"
-        )
-    return state_from_tree(like, tree["state"])
-
-
 def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> dict:
     flops = getattr(result, "flops", None)
     count_flops = getattr(evaluate, "count_flops", None)
@@ -193,6 +179,34 @@ def _row(candidate_id: int, name: str, spec: NetworkSpec, result, evaluate) -> d
     return row
 
 
+def _failed_row(candidate_id: int, name: str, spec, failure: CandidateFailed, evaluate) -> dict:
+    count_params = getattr(evaluate, "count_params", None)
+    return {
+        "id": candidate_id,
+        "algorithm": name,
+        "spec": spec.to_json(),
+        "status": FAILED,
+        "reason": failure.reason,
+        "metrics": {},
+        "num_params": int(count_params(spec)) if count_params else 0,
+        "flops": None,
+        "steps": failure.steps,
+        "train_seconds": failure.train_seconds,
+        "compile_seconds": failure.compile_seconds,
+    }
+
+
+def _evaluated(algorithm, evaluate, spec, key, candidate_id: int, retry_of) -> dict:
+    """The row of candidate ``candidate_id``: trained, or failed with its reason."""
+    try:
+        result = evaluate(spec, key, candidate_id)
+    except CandidateFailed as failure:
+        row = _failed_row(candidate_id, algorithm.name, spec, failure, evaluate)
+    else:
+        row = _row(candidate_id, algorithm.name, spec, result, evaluate)
+    return row if retry_of is None else {**row, "retry_of": retry_of}
+
+
 def summary_table(rows: list[dict], best_id: int | None, title: str = "candidates") -> Table:
     """A rich table of the candidates (id, params, FLOPs, accuracies, seconds); the row
     with the best validation accuracy is marked."""
@@ -208,7 +222,7 @@ def summary_table(rows: list[dict], best_id: int | None, title: str = "candidate
             f"{metrics.get('validation/accuracy', float('nan')):.4f}",
             f"{metrics.get('test/accuracy', float('nan')):.4f}",
             f"{row['train_seconds'] + row['compile_seconds']:.1f}",
-            "best val" if row["id"] == best_id else "",
+            "best val" if row["id"] == best_id else ("failed" if is_failed(row) else ""),
             style="bold" if row["id"] == best_id else None,
         )
     return table
@@ -241,45 +255,67 @@ def run_search(
     init_key, search_key = jax.random.split(key)
     # An Orbax save costs ~0.1 s: nothing next to training a candidate, everything next to
     # a table lookup, so a cheap evaluator may ask for a checkpoint every n candidates
-    # (rows after the last checkpoint are dropped on resume and evaluated again).
+    # (rows after the last checkpoint are replayed on resume, not evaluated again).
     every = max(1, int(getattr(evaluate, "checkpoint_every", 1)))
     with (
-        _quiet_absl(),
+        quiet_absl(),
         checkpoint_manager(run_dir / SEARCH_DIR) as manager,
         _StopOnSignal() as stop,
     ):
-        step = manager.latest_step()
-        state, completed = algorithm.init(init_key), 0
-        if step is not None:
-            state, completed = restore_search_state(manager, step, algorithm.name, state), step
-        rows = sync_candidates(run_dir / CANDIDATES, completed)
-        stop.completed = completed
-        if step is not None and algorithm.done(state):
+        state, rows = resume(algorithm, manager, init_key, search_key, run_dir, out)
+        completed = stop.completed = len(rows)
+        if rows and algorithm.done(state):
             out.print(
                 f"[bold]{algorithm.name} search in {run_dir} is already finished[/] "
                 f"({completed} candidates); nothing to do."
             )
             return _finish(algorithm, state, rows, run_dir, out, "already_finished")
-        if step is not None:
+        if rows:
             out.print(f"resuming {algorithm.name} search in {run_dir} after {completed} candidates")
         while not algorithm.done(state):
             stop.check()
-            ask_key, eval_key = jax.random.split(jax.random.fold_in(search_key, completed))
-            spec, state = algorithm.ask(ask_key, state)
-            result = evaluate(spec, eval_key, completed)
-            state = algorithm.tell(state, spec, result)
-            row = _row(completed, algorithm.name, spec, result, evaluate)
+            retry_of = pending_retry(algorithm, rows)
+            spec, asked, eval_key = ask(algorithm, state, search_key, completed, retry_of)
+            row = _evaluated(algorithm, evaluate, spec, eval_key, completed, retry_of)
+            told = advance(algorithm, state, asked, spec, row)
             with stop.writing():
                 append_row(run_dir / CANDIDATES, row)
-                if (completed + 1) % every == 0 or algorithm.done(state):
-                    save_search_state(manager, completed + 1, algorithm.name, state)
+                faults.point("row")
+                if (completed + 1) % every == 0 or algorithm.done(told):
+                    save_search_state(manager, completed + 1, algorithm.name, told)
                 rows.append(row)
-                completed = stop.completed = completed + 1
+                state, completed = told, completed + 1
+                stop.completed = completed
             _print_candidate(out, row)
+            _check_failure(algorithm, row, retry_of, out)
     return _finish(algorithm, state, rows, run_dir, out, "finished")
 
 
+def _check_failure(algorithm: Algorithm, row: dict, retry_of, out: Console) -> None:
+    """Says what happens after a failed candidate that the algorithm retries.
+
+    Raises:
+      SearchFailed: it was the retry that failed.
+    """
+    if not (is_failed(row) and algorithm.retry_failed):
+        return
+    if retry_of is not None:
+        raise SearchFailed(
+            f"candidate {row['id']} (a retry of candidate {retry_of}) failed too: "
+            f"{row['reason']}; {algorithm.name} cannot grow a network without its "
+            "statistics. Lower optim.learning_rate (or optim.clip_norm) and rerun in the "
+            "same run directory to try it again (its candidates so far are kept)"
+        )
+    out.print(
+        f"candidate {row['id']} failed ({row['reason']}); {algorithm.name} needs its "
+        "statistics: training the same network once more with a fresh key"
+    )
+
+
 def _print_candidate(out: Console, row: dict) -> None:
+    if is_failed(row):
+        out.print(f"candidate {row['id']} failed: {row['reason']}")
+        return
     metrics = row["metrics"]
     out.print(
         f"candidate {row['id']}: {row['num_params']:,} params, "

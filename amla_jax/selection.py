@@ -13,6 +13,7 @@ Synopsis::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 SELECTION_METRICS = ("validation/accuracy", "train/accuracy")
@@ -20,21 +21,22 @@ SELECTION_METRICS = ("validation/accuracy", "train/accuracy")
 
 def selection_metric(metrics: Mapping[str, float]) -> float:
     """What a search ranks candidates by: validation accuracy, never the test set
-    (training accuracy when the run has no validation split; -inf when neither is there)."""
+    (training accuracy when the run has no validation split; -inf when neither is there
+    or it is null, as in a failed candidate's row)."""
     for name in SELECTION_METRICS:
-        if name in metrics:
+        if metrics.get(name) is not None:
             return float(metrics[name])
     return float("-inf")
 
 
 def best_index(scores: Sequence[float | Mapping[str, float]]) -> int | None:
-    """The position of the best entry (earliest on ties), or None for an empty sequence.
+    """The position of the best entry (earliest on ties), or None when there is none.
 
     Args:
       scores: selection values, or metrics dicts (ranked by `selection_metric`), in the
-        order the candidates were evaluated.
+        order the candidates were evaluated. None or NaN (a failed candidate) is never
+        chosen.
     """
-    if not scores:
-        return None
-    values = [s if isinstance(s, int | float) else selection_metric(s) for s in scores]
-    return max(range(len(values)), key=lambda i: (values[i], -i))
+    values = [s if s is None or isinstance(s, int | float) else selection_metric(s) for s in scores]
+    valid = [i for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    return max(valid, key=lambda i: (values[i], -i)) if valid else None

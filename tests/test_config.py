@@ -20,10 +20,10 @@ from amla_jax.spec import BODY_TYPES, NetworkSpec
 
 CONF = ROOT / "conf"
 # Groups a user picks on the command line. hydra/ holds launcher presets
-# (test_launchers.py); model_on_dataset is picked by Hydra from ${model}_${dataset}.
-GROUPS = sorted(
-    p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "model_on_dataset")
-)
+# (test_launchers.py); model_on_dataset is picked by Hydra from ${model}_${dataset},
+# debug_on_algo from ${debug}_${algo}.
+PICKED = ("hydra", "model_on_dataset", "debug_on_algo")
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in PICKED)
 
 
 def _options(group: str) -> list[str]:
@@ -196,3 +196,10 @@ def test_search_space_and_evaluator_groups_fill_the_space_search():
     assert run.algo.options["space"] == "nb201" and run.algo.options["population"] == 20
     assert (run.evaluator.name, run.evaluator.column) == ("tabular", "baseline_accuracy")
     assert run_config().evaluator.name == "train"
+
+
+def test_debug_smoke_trains_fixed_once_and_keeps_two_iterations_elsewhere():
+    assert compose_config(["algo=fixed", "debug=smoke"]).algo.iterations == 1
+    for algo in ("nac", "random", "nac_worst"):
+        assert compose_config([f"algo={algo}", "debug=smoke"]).algo.iterations == 2
+    assert compose_config(["algo=fixed", "debug=smoke", "algo.iterations=3"]).algo.iterations == 3

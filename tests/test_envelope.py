@@ -435,15 +435,20 @@ def test_matched_random_settings():
         )
 
 
-def test_scalar_ties_keep_inputs_order_and_all_lists_become_explicit():
+def test_scalar_ties_keep_the_later_source_as_amla_and_all_lists_become_explicit():
+    # AMLA sorts the layer's log (in ``inputs`` order) ascending with a stable sort and
+    # takes from the end: of equal scalars the source LATER in that order is kept.
     scalars = {5: {1: 0.5, 2: 0.5, 3: 0.5}, 7: {1: 0.2, 2: 0.2, 3: 0.2, 4: 0.2, 5: 0.2}}
     out = env.construct_amla(ITER0, ITER0_UTILITIES, scalars, SETTINGS)
-    assert out[5]["inputs"] == [4, 2, 3]  # old [3, 2] kept, then the new cell 3
-    assert out[8]["inputs"] == [6, 5, 4, 3, 7]  # old [5, 4, 3] kept, then new cells 3, 7
+    assert out[5]["inputs"] == [1, 2, 3]  # of old [3, 2, 1]: 1 and 2 kept, then new cell 3
+    assert out[8]["inputs"] == [1, 2, 4, 3, 7]  # of old [5..1]: 1, 2, 3 (now 4); new 3, 7
+    # One tie among distinct values: cell 5 logs [3, 2, 1] as 0.9, 0.1, 0.1 and keeps 2.
+    out = env.construct_amla(ITER0, ITER0_UTILITIES, {5: {3: 0.9, 2: 0.1, 1: 0.1}}, SETTINGS)
+    assert out[5]["inputs"] == [4, 1, 3]
     arch = copy.deepcopy(ITER0)
-    arch[4]["inputs"] = "all"  # sources 0..3, none listed: ties go latest first
+    arch[4]["inputs"] = "all"  # sources 0..3, none listed: logged latest first
     out = env.construct_amla(arch, ITER0_UTILITIES, {5: dict.fromkeys(range(4), 1.0)}, SETTINGS)
-    assert out[5]["inputs"] == [4, 2, 3]
+    assert out[5]["inputs"] == [0, 1, 3]
     out = env.construct_amla(arch, ITER0_UTILITIES, {}, SETTINGS)
     assert out[5]["inputs"] == "all"
 

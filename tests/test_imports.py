@@ -19,11 +19,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "amla_jax"
 MAX_LINES = 400
 JAX_FREE = [
     "amla_jax.rundir",
+    "amla_jax.run_record",
     "amla_jax.report",
     "amla_jax.tasks",
     "amla_jax.tasks.cli",
     "amla_jax.selection",
     "amla_jax.errors",
+    "amla_jax.faults",
+    "amla_jax.strict_json",
     "amla_jax.compose",
     "amla_jax.spec",
     "amla_jax.amla",
@@ -34,7 +37,13 @@ JAX_FREE = [
 ]
 # Modules that read runs or queue them: they must not reach the search or the entry
 # point, not even inside a function (that is what made `amla status` import JAX).
-RUN_READERS = ("amla_jax.rundir", "amla_jax.report", "amla_jax.tasks", "amla_jax.compose")
+RUN_READERS = (
+    "amla_jax.rundir",
+    "amla_jax.run_record",
+    "amla_jax.report",
+    "amla_jax.tasks",
+    "amla_jax.compose",
+)
 FORBIDDEN_FOR_READERS = ("amla_jax.__main__", "amla_jax.search", "amla_jax.runner")
 
 

@@ -7,20 +7,21 @@ import json
 import pytest
 from conftest import TINY_NETWORK
 
-from amla_jax.errors import UserError
+from amla_jax.run_record import read_run, setting_of
 from amla_jax.rundir import (
     CANDIDATES,
     append_row,
     best_candidate,
+    prune_metrics,
     read_candidates,
     read_jsonl,
-    read_run,
+    read_metrics,
     replacing,
     returned_candidate,
-    setting_of,
-    sync_candidates,
+    write_candidates,
     write_text,
 )
+from amla_jax.selection import best_index
 from amla_jax.spec import NetworkSpec
 
 
@@ -44,14 +45,46 @@ def test_read_candidates_keeps_the_first_row_per_id_in_id_order(tmp_path):
     assert [r["id"] for r in read_candidates(path, completed=1)] == [0]
 
 
-def test_sync_candidates_rewrites_to_the_checkpointed_rows(tmp_path):
+def test_write_candidates_rewrites_rows_as_strict_json(tmp_path):
     path = tmp_path / CANDIDATES
     path.write_text("".join(json.dumps(row(i, 0.1 * i)) + "\n" for i in range(3)) + '{"id": 3')
-    assert [r["id"] for r in sync_candidates(path, 2)] == [0, 1]
-    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [0, 1]
-    with pytest.raises(UserError, match="do not cover 0..3"):
-        sync_candidates(path, 4)
+    rows = read_candidates(path)
+    assert [r["id"] for r in rows] == [0, 1, 2]  # the half-written line is skipped
+    write_candidates(path, [*rows[:2], {**rows[2], "metrics": {"train/loss": float("nan")}}])
+    text = path.read_text()
+    assert text.endswith("}\n") and "NaN" not in text and '"train/loss": null' in text
+    assert [json.loads(line)["id"] for line in text.splitlines()] == [0, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == [CANDIDATES]  # no temp file left
+
+
+def test_append_row_never_writes_bare_nan_or_infinity(tmp_path):
+    path = tmp_path / CANDIDATES
+    append_row(path, {"id": 0, "metrics": {"a": float("inf"), "b": [float("-inf"), 1.0]}})
+    assert json.loads(path.read_text()) == {"id": 0, "metrics": {"a": None, "b": [None, 1.0]}}
+
+
+def test_failed_rows_are_skipped_by_selection():
+    rows = [
+        {"id": 0, "metrics": {"validation/accuracy": 0.5}},
+        {"id": 1, "status": "failed", "reason": "non-finite", "metrics": {}},
+        {"id": 2, "status": "failed", "metrics": {"validation/accuracy": 0.9}},
+    ]
+    assert best_candidate(rows) == 0
+    assert best_candidate(rows[1:]) is None
+    assert best_index([0.1, None, float("nan"), 0.1]) == 0
+    assert best_index([None]) is None
+
+
+def test_prune_metrics_keeps_each_completed_candidates_curve_once(tmp_path):
+    records = [("candidate_0", 1), ("candidate_1", 1), ("train", 1), ("candidate_10", 2)]
+    lines = [json.dumps({"run": run, "step": step}) for run, step in records]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + '\n{"run": "cand')
+    (tmp_path / "tb" / "candidate_1").mkdir(parents=True)
+    (tmp_path / "tb" / "candidate_0").mkdir(parents=True)
+    prune_metrics(tmp_path, 1)
+    assert [r["run"] for r in read_metrics(tmp_path)] == ["candidate_0", "train"]
+    assert (tmp_path / "metrics.jsonl").read_text().endswith("}\n")
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["candidate_0"]
 
 
 def test_replacing_keeps_the_old_file_when_the_writer_fails(tmp_path):

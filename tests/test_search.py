@@ -16,6 +16,7 @@ from fakes import fake_evaluate, template_spec
 from amla_jax.algos import get_algorithm
 from amla_jax.amla import layout, load_spec
 from amla_jax.config import AlgoConfig
+from amla_jax.errors import UserError
 from amla_jax.rundir import read_candidates
 from amla_jax.search import SearchInterrupted, run_search
 
@@ -100,18 +101,38 @@ def test_sigterm_checkpoints_completed_candidates_and_resumes(tmp_path):
     assert outcome.rows == reference_rows
 
 
-def test_rows_beyond_the_checkpoint_are_dropped(tmp_path):
-    _, reference_rows = uninterrupted(tmp_path)
+def crash_after_row(tmp_path, name="nac", row_id=2):
+    """A run killed between candidate ``row_id``'s row and its checkpoint (or during the
+    checkpoint's write): the checkpoint counts ``row_id`` candidates, the file one more,
+    with a half-written line after it."""
+    _, reference_rows = uninterrupted(tmp_path, name)
     run_dir = tmp_path / "run"
     with pytest.raises(RuntimeError):
-        run_search(make(), Recorder(fail_at=2), run_dir, KEY, console=False)
-    # A crash between the row and the checkpoint leaves a row the checkpoint lacks,
-    # possibly half-written.
+        run_search(make(name), Recorder(fail_at=row_id), run_dir, KEY, console=False)
     with open(run_dir / "candidates.jsonl", "a") as f:
-        f.write(json.dumps({**reference_rows[2], "metrics": {}}) + "\n" + '{"id": 3, "spe')
-    outcome = run_search(make(), Recorder(), run_dir, KEY, console=False)
+        f.write(json.dumps(reference_rows[row_id]) + "\n" + '{"id": 3, "spe')
+    return run_dir, reference_rows
+
+
+@pytest.mark.parametrize("name", ["nac", "random", "fixed"])
+def test_rows_beyond_the_checkpoint_are_replayed_not_retrained(tmp_path, name, capsys):
+    run_dir, reference_rows = crash_after_row(tmp_path, name)
+    evaluate = Recorder()
+    outcome = run_search(make(name), evaluate, run_dir, KEY)
+    assert evaluate.calls == [3]  # candidate 2 has a row: it is told from it, not trained
+    assert "recovered candidates 2..2" in capsys.readouterr().out
     assert [json.loads(line)["id"] for line in lines(run_dir)] == [0, 1, 2, 3]
     assert outcome.rows == reference_rows
+    reference = tmp_path / "reference" / "best_spec.json"
+    assert (run_dir / "best_spec.json").read_text() == reference.read_text()
+
+
+def test_a_row_of_another_network_is_refused(tmp_path):
+    run_dir, reference_rows = crash_after_row(tmp_path)
+    text = (run_dir / "candidates.jsonl").read_text().replace('"outputs": 8', '"outputs": 9')
+    (run_dir / "candidates.jsonl").write_text(text)
+    with pytest.raises(UserError, match="candidate 2's row holds another network"):
+        run_search(make(), Recorder(), run_dir, KEY, console=False)
 
 
 def test_a_finished_run_does_no_work(tmp_path, capsys):
@@ -250,3 +271,65 @@ def test_kill_9_and_sigterm_mid_iteration_resume_to_the_uninterrupted_result(tmp
     )
     assert "already finished" in again.stdout
     assert len(lines(run_dir)) == 2
+
+
+# The five moments of a NAC search at which a kill -9 must change nothing, in the order a
+# run reaches them; each launch dies at one (``$AMLA_JAX_FAULT``, see amla_jax.faults)
+# and the next resumes. The comments say what the directory holds after each kill.
+KILL_MOMENTS = [
+    "train:2",  # candidate 0 at its second step: no row, a partial curve
+    "calibrate:1",  # candidate 0's BatchNorm calibration: no row, a whole curve
+    "row:1",  # right after candidate 0's row: a row, no checkpoint
+    "compile:1",  # candidate 1's compile (row 0 replayed and checkpointed first)
+    "checkpoint:1",  # during candidate 1's checkpoint write: rows 0 and 1, checkpoint 1
+]
+TIMINGS = ("train_seconds", "compile_seconds")
+
+
+def without_timings(rows):
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
+
+
+def curve_times(run_dir, run):
+    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    return [r["time"] for r in map(json.loads, text.splitlines()) if r["run"] == run]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "amla_jax" / "__main__.py").exists(), reason="no entry point")
+def test_kill_9_at_five_moments_changes_nothing_and_trains_no_candidate_twice(tmp_path):
+    # Unbuffered, so what a launch printed before its SIGKILL is in its output.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env.pop("AMLA_JAX_FAULT", None)
+    reference = tmp_path / "reference"
+    subprocess.run(entry_point(reference), cwd=tmp_path, env=env, check=True, timeout=1200)
+    run_dir, logs, starts = tmp_path / "killed", [], []
+    for moment in [*KILL_MOMENTS, None]:
+        fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
+        starts.append(time.time())
+        launch = subprocess.run(
+            entry_point(run_dir),
+            cwd=tmp_path,
+            env={**env, **fault},
+            timeout=1200,
+            capture_output=True,
+            text=True,
+        )
+        logs.append(launch.stdout)
+        expected = 0 if moment is None else -signal.SIGKILL
+        assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
+    # Rows written before a kill were recovered by the next launch, not retrained: the
+    # curve kept for candidate 0 (row in launch 3) predates launch 4, candidate 1's (row
+    # in launch 5) predates launch 6, and launch 6 trained nothing.
+    assert "recovered candidates 0..0" in logs[3] and "recovered candidates 1..1" in logs[5]
+    assert max(curve_times(run_dir, "candidate_0")) < starts[3]
+    assert starts[4] < min(curve_times(run_dir, "candidate_1"))
+    assert max(curve_times(run_dir, "candidate_1")) < starts[5]
+    assert "candidate 0: " not in logs[5] and "candidate 1: " not in logs[5]
+    killed_rows = read_candidates(run_dir / "candidates.jsonl")
+    assert without_timings(killed_rows) == without_timings(
+        read_candidates(reference / "candidates.jsonl")
+    )
+    assert (run_dir / "best_spec.json").read_text() == (reference / "best_spec.json").read_text()
+    assert sorted(metric_runs(run_dir)) == sorted(metric_runs(reference))  # each curve once
+    assert sorted(p.name for p in (run_dir / "tb").iterdir()) == ["candidate_0", "candidate_1"]

@@ -230,7 +230,9 @@ def test_bad_input_is_a_one_line_usage_error(workspace, capsys, tmp_path):
     assert_usage_error(*cli(capsys, workspace, "status", "7")[::2], "no task 7")
     for command in ("start", "stop", "logs", "delete"):
         assert_usage_error(*cli(capsys, workspace, command, "7")[::2], "no task 7")
-    assert_usage_error(*cli(capsys, workspace, "add", "algo=evolutionary")[::2], "algo/evolutionary")
+    assert_usage_error(
+        *cli(capsys, workspace, "add", "algo=evolutionary")[::2], "algo/evolutionary"
+    )
     assert_usage_error(*cli(capsys, workspace, "add", "train.stepz=3")[::2], "train.stepz")
     assert_usage_error(*cli(capsys, workspace, "add", "missing.json")[::2], "cannot read")
     odd = tmp_path / "odd.json"

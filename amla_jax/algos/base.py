@@ -19,7 +19,8 @@ Contracts:
   exactly.
 - ``init``, ``ask`` and ``tell`` never mutate their arguments and use no global RNG: every
   random choice comes from the ``key`` passed in.
-- ``tell`` reads only ``result.metrics``, ``result.utilities``, ``result.scalars`` and
+- ``tell`` is always given the candidate's recorded row (`amla_jax.search`), so a search
+  resumed from rows equals one that saw the live results; it reads only ``result.metrics``, ``result.utilities``, ``result.scalars`` and
   ``result.num_params``, so a fake evaluator can drive it in tests.
 - Options are validated once, when the factory runs (`amla_jax.amla.options`); a bad
   name or option raises a `amla_jax.errors.UserError`.
@@ -49,6 +50,11 @@ class Algorithm(NamedTuple):
       tell: ``tell(state, spec, result) -> state``: learn from its evaluation.
       done: ``done(state) -> bool``: no more networks to ask for.
       best: ``best(state) -> NetworkSpec``: the search's answer.
+      retry_failed: what the search does with a failed candidate (non-finite loss).
+        False: ``tell`` it as a result with no finite metrics, utilities or scalars
+        (selection skips it). True, for algorithms that cannot learn without its
+        statistics (NAC): do not tell it; ask again with the same key and train the same
+        network once more with a fresh key; a second failure in a row stops the search.
     """
 
     name: str
@@ -57,6 +63,7 @@ class Algorithm(NamedTuple):
     tell: Callable[[State, NetworkSpec, Any], State]
     done: Callable[[State], bool]
     best: Callable[[State], NetworkSpec]
+    retry_failed: bool = False
 
 
 AlgorithmFactory = Callable[["AlgoConfig", "NetworkSpec"], Algorithm]

@@ -129,7 +129,8 @@ def _make(name: str, cfg: AlgoConfig, template: NetworkSpec, **forced) -> Algori
     def best(state: NacState) -> NetworkSpec:
         return _network_spec(template, state.network)
 
-    return Algorithm(name, init, ask, tell, done, best)
+    # NAC grows the network it trained from its statistics: a failed one is retried.
+    return Algorithm(name, init, ask, tell, done, best, retry_failed=True)
 
 
 def make_nac(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:

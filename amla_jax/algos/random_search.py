@@ -25,6 +25,7 @@ Synopsis::
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -134,6 +135,13 @@ def key_to_seed(key) -> list[int]:
     return [int(b) for b in np.asarray(bits)]
 
 
+def _selection(metrics) -> float | None:
+    """The record's selection value; None (never selected) for a failed candidate, whose
+    metrics hold no finite accuracy."""
+    value = selection_metric(metrics)
+    return value if math.isfinite(value) else None
+
+
 def make_random(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
     """AMLA's random baseline; ``cfg.iterations`` random networks are trained."""
     iterations = int(cfg.iterations)
@@ -154,19 +162,25 @@ def make_random(cfg: AlgoConfig, template: NetworkSpec) -> Algorithm:
             "spec": spec.to_json(),
             "metrics": {k: float(v) for k, v in result.metrics.items()},
             "num_params": int(result.num_params),
-            "selection": selection_metric(result.metrics),
+            "selection": _selection(result.metrics),
         }
         history = [*state.records, record]
+        index = best_index([r["selection"] for r in history])
         return RandomState(
             iteration=state.iteration + 1,
             history=json.dumps(history),
-            best_index=best_index([r["selection"] for r in history]),
+            best_index=-1 if index is None else index,
         )
 
     def done(state: RandomState) -> bool:
         return state.iteration >= iterations
 
     def best(state: RandomState) -> NetworkSpec:
+        if state.best_index < 0 and state.iteration:
+            raise AlgorithmError(
+                f"random: all {state.iteration} candidates failed (see candidates.jsonl's "
+                "reasons); lower optim.learning_rate and use a new run directory"
+            )
         if state.best_index < 0:
             raise AlgorithmError("random: no network has been evaluated yet")
         return NetworkSpec.from_json(state.records[state.best_index]["spec"])

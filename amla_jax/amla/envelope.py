@@ -138,11 +138,15 @@ def _source(renumber: dict[int, int], dest: int, src: int) -> int:
 
 
 def _kept_sources(dest: int, logged: dict[int, float], inputs: Any, renumber: dict) -> list[int]:
-    """The ceil(n/2) logged sources with the largest signed scalar, renumbered. Ties keep
-    the order of the layer's ``inputs`` list; unlisted sources follow, latest first."""
+    """The ceil(n/2) logged sources with the largest signed scalar, renumbered, largest
+    first. As AMLA: the log is in the order of the layer's ``inputs`` list (unlisted
+    sources after it, latest first), sorted ascending by a stable sort, and the sources
+    are taken from its end, so among equal scalars the one LATER in that order is kept
+    (and comes first)."""
     listed = inputs if isinstance(inputs, list) else []
     ordered = sorted(logged, key=lambda s: (listed.index(s) if s in listed else len(listed), -s))
-    kept = sorted(ordered, key=logged.__getitem__, reverse=True)[: len(logged) - len(logged) // 2]
+    ascending = sorted(ordered, key=logged.__getitem__)
+    kept = ascending[len(logged) // 2 :][::-1]
     return [_source(renumber, dest, src) for src in kept]
 
 
@@ -176,8 +180,8 @@ def construct_amla(
     envelope cell at their end; others are copied. All widths are recomputed and wideners
     re-inserted. With ``settings.skip`` every filter layer, in copied stages too, is
     rewired: a new layer gets dense inputs ``[c-2, ..., 1]``; an old layer with n > 0
-    logged scalars keeps the ceil(n/2) sources with the largest signed scalar (ties in
-    ``inputs`` order), renumbered, then every new layer before it; an old layer with none
+    logged scalars keeps the ceil(n/2) sources with the largest signed scalar (of equal
+    ones, the later in ``inputs`` order, as AMLA), renumbered, then every new layer before it; an old layer with none
     logged keeps its sources, renumbered (AMLA leaves them stale), and gains nothing.
     Without ``skip`` new layers get no ``inputs``; old lists are only renumbered.
 

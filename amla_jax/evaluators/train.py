@@ -22,6 +22,7 @@ from typing import Any
 
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.nn import count_flops, count_params
+from amla_jax.rundir import candidate_run
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import TrainResult, save_train_state, train_and_evaluate
 from amla_jax.train.distributed import is_primary
@@ -39,7 +40,7 @@ class TrainEvaluator:
     run_dir: Path | None
 
     def __call__(self, spec: NetworkSpec, key, candidate_id: int) -> TrainResult:
-        prefix = f"candidate_{candidate_id}"
+        prefix = candidate_run(candidate_id)
         result = train_and_evaluate(
             spec,
             self.dataset,

@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from amla_jax import rundir
+from amla_jax import run_record, rundir
 from amla_jax.errors import UserError
 from amla_jax.spec import NetworkSpec
 
@@ -113,7 +113,7 @@ def load_network(
 
 def _run_candidate(run_dir: Path, candidate: int | None) -> tuple[NetworkSpec, Path]:
     """The spec and checkpoint of ``candidate`` (default: the returned or selected one)."""
-    record = rundir.read_run(run_dir)
+    record = run_record.read_run(run_dir)
     if record is None:
         raise ExportError(
             f"{run_dir}: no {rundir.CANDIDATES} with a trained candidate; pass a run "

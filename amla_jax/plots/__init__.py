@@ -2,7 +2,7 @@
 
 Every function returns a `matplotlib.figure.Figure` bound to the Agg canvas (`figure`);
 `save_figure` writes it as a PNG. Searches (`progress`) are drawn from
-`amla_jax.rundir.RunRecord`s, networks (`networks`) from a `NetworkSpec`. Importing this
+`amla_jax.run_record.RunRecord`s, networks (`networks`) from a `NetworkSpec`. Importing this
 package imports matplotlib but not JAX.
 
 Synopsis::

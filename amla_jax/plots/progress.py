@@ -1,7 +1,7 @@
 """Pictures of searches: accuracy against time, best-so-far progress, training curves.
 
-The data come from `amla_jax.rundir.RunRecord` (one run directory each, see
-`amla_jax.rundir.read_run`); training curves read ``metrics.jsonl`` through
+The data come from `amla_jax.run_record.RunRecord` (one run directory each, see
+`amla_jax.run_record.read_run`); training curves read ``metrics.jsonl`` through
 `amla_jax.rundir.read_metrics`.
 
 * `plot_accuracy_vs_time`: one point per run, test accuracy of the selected candidate
@@ -32,7 +32,7 @@ from amla_jax.rundir import read_metrics
 from amla_jax.selection import selection_metric
 
 if TYPE_CHECKING:
-    from amla_jax.rundir import RunRecord
+    from amla_jax.run_record import RunRecord
 
 
 def plot_accuracy_vs_time(records: Sequence[RunRecord]) -> Figure:

@@ -41,7 +41,7 @@ from amla_jax.report.table import (
     returned_params,
 )
 from amla_jax.report.write import write_plots, write_report
-from amla_jax.rundir import RunRecord, read_run
+from amla_jax.run_record import RunRecord, read_run
 
 __all__ = [
     "COLUMNS",

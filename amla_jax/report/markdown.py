@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amla_jax.report.table import Comparison
-from amla_jax.rundir import RunRecord
+from amla_jax.run_record import RunRecord
 
 
 def common_root(records: Sequence[RunRecord]) -> Path:

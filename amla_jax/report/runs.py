@@ -1,6 +1,6 @@
 """Finding the runs to compare: every run directory under the given paths, read back.
 
-A run directory is one that holds ``candidates.jsonl``; `amla_jax.rundir.read_run` reads
+A run directory is one that holds ``candidates.jsonl``; `amla_jax.run_record.read_run` reads
 it (algorithm, seed, setting, rows, the selected and the returned candidate). This module
 only finds them and fails in one line when there is nothing to read.
 
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amla_jax.errors import UserError
-from amla_jax.rundir import CANDIDATES, RunRecord, read_run
+from amla_jax.run_record import RunRecord, read_run
+from amla_jax.rundir import CANDIDATES
 
 
 class ReportError(UserError):

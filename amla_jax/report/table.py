@@ -3,7 +3,7 @@
 Runs are grouped by (algorithm, setting), the setting being the command-line overrides
 other than ``seed``, ``algo`` and ``hydra.*``; every column is the mean ± sample standard
 deviation over the group's runs (seeds). A column reads one number per run from a
-`amla_jax.rundir.RunRecord`: by default the *selected candidate* (best validation
+`amla_jax.run_record.RunRecord`: by default the *selected candidate* (best validation
 accuracy, the same rule for every algorithm; the test split never chooses), and the
 *final net* (the returned network if the search trained it, else the last one trained).
 
@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Callable, Sequence
 
 from amla_jax.report.runs import ReportError
-from amla_jax.rundir import RunRecord
+from amla_jax.run_record import RunRecord
 
 
 def returned_params(record: RunRecord) -> int | None:

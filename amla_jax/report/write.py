@@ -18,7 +18,7 @@ from pathlib import Path
 from amla_jax.report.markdown import common_root, report_markdown
 from amla_jax.report.runs import collect
 from amla_jax.report.table import DEFAULT_COLUMNS, Comparison, compare
-from amla_jax.rundir import RunRecord
+from amla_jax.run_record import RunRecord
 
 
 def _slug(record: RunRecord, root: Path) -> str:

@@ -25,7 +25,6 @@ Synopsis::
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sqlite3
 import sys
@@ -35,6 +34,7 @@ from collections.abc import Callable
 
 from amla_jax.amla.task_config import AmlaConfigWarning
 from amla_jax.errors import UserError
+from amla_jax.strict_json import dumps
 from amla_jax.tasks import display
 from amla_jax.tasks.scheduler import (
     NothingToDo,
@@ -194,7 +194,7 @@ def cmd_add(scheduler: Scheduler, args) -> int:
         amla_config = items.pop(0)
     task = scheduler.add(items, amla_config=amla_config, run_dir=args.run_dir, name=args.name)
     if args.json:
-        print(json.dumps(task.to_json(), indent=2))
+        print(dumps(task.to_json(), indent=2))
     else:
         print(f"task {task.id} {task.state}: {task.algo}, run dir {task.run_dir}")
         print(f"  overrides: {' '.join(task.overrides) or '(none)'}")
@@ -204,7 +204,7 @@ def cmd_add(scheduler: Scheduler, args) -> int:
 def cmd_list(scheduler: Scheduler, args) -> int:
     statuses = [task_status(t) for t in scheduler.list(args.state)]
     if args.json:
-        print(json.dumps([s.to_json() for s in statuses], indent=2))
+        print(dumps([s.to_json() for s in statuses], indent=2))
         return OK
     header = ("id", "name", "state", "algo", "done", "best val", "created", "elapsed", "run dir")
     rows = [header] + [display.list_row(s) for s in statuses]
@@ -255,7 +255,7 @@ def cmd_stop(scheduler: Scheduler, args) -> int:
 def cmd_status(scheduler: Scheduler, args) -> int:
     status = scheduler.status(args.id)
     if args.json:
-        print(json.dumps(status.to_json(), indent=2))
+        print(dumps(status.to_json(), indent=2))
         return OK
     task = status.task
     best = "-"

@@ -20,6 +20,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from amla_jax import faults
 from amla_jax.config import OptimConfig
 from amla_jax.train.state import TrainState
 
@@ -84,6 +85,7 @@ def recalibrate_batch_norm(
             momentum = jax.tree_util.tree_map(lambda p, z: (p - z) / _PROBE, probed, part)
         total = part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
         count += 1
+        faults.point("calibrate")
     if count == 0:
         return state
 

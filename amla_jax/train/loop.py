@@ -14,6 +14,7 @@ Synopsis::
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -23,8 +24,9 @@ from typing import Any
 import jax
 from jax.sharding import Mesh
 
+from amla_jax import faults
 from amla_jax.config import OptimConfig, TrainConfig
-from amla_jax.errors import UserError
+from amla_jax.errors import CandidateFailed, UserError
 from amla_jax.metrics import MetricWriter
 from amla_jax.nn import count_flops, param_count
 from amla_jax.optim import steps_for
@@ -103,15 +105,22 @@ class _Run:
 
 def _train_loop(state, train_step, eval_step, batches, first, total_steps, run: _Run) -> tuple:
     """Runs ``total_steps`` steps from ``first``; returns the state and the last logged
-    train metrics (evaluating every ``train.eval_every`` steps before the last)."""
+    train metrics (evaluating every ``train.eval_every`` steps before the last).
+
+    Raises:
+      CandidateFailed: the loss is not finite at a logging point (they already copy the
+        metrics to the host, so the check costs nothing; the last step is always one).
+    """
     train, writer, mesh, info = run.train, run.writer, run.mesh, run.dataset.info
     split, metrics, batch = run.eval_splits[0], {}, first
     with progress_bar(f"training {writer.prefix}", total_steps, enabled=train.progress) as advance:
         for step in range(1, total_steps + 1):
+            faults.point("train")
             state, step_metrics = train_step(state, batch, run.step_key)
             if step % max(train.log_every, 1) == 0 or step == total_steps:
                 metrics = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
                 writer.write(step, metrics)
+                _check_finite(metrics, step)
                 advance(step, f"loss {metrics['train/loss']:.3f}")
             if train.eval_every and step % train.eval_every == 0 and step < total_steps:
                 eval_batches = run.dataset.eval_batches(split, train.eval_batch_size)
@@ -121,6 +130,12 @@ def _train_loop(state, train_step, eval_step, batches, first, total_steps, run: 
             if step < total_steps:
                 batch = shard_batch(next(batches), mesh)
     return state, metrics
+
+
+def _check_finite(metrics: dict[str, float], step: int) -> None:
+    loss = metrics.get("train/loss", 0.0)
+    if not math.isfinite(loss):
+        raise CandidateFailed(f"non-finite train/loss ({loss}) at step {step}", steps=step)
 
 
 def _measure_flops(spec: NetworkSpec, info, state: TrainState) -> float:
@@ -158,6 +173,7 @@ def train_and_evaluate(
 
     Raises:
       BatchSizeError: a batch size does not divide over the local devices.
+      CandidateFailed: the training diverged (non-finite loss); stopped early.
     """
     info, mesh = dataset.info, data_mesh()
     _check_batch_sizes(train, mesh)
@@ -178,14 +194,20 @@ def train_and_evaluate(
         next(dataset.eval_batches(eval_splits[-1], train.eval_batch_size)), mesh
     )
     calibrate = train.bn_calibration_batches > 0
+    faults.point("compile")
     program, compile_seconds = programs.compile(pkey, state, first, eval_example, calibrate)
     # With several processes (`amla_jax.train.distributed`) only process 0 writes.
     writer = MetricWriter(run_dir if is_primary() else None, prefix)
     run = _Run(dataset, train, mesh, writer, eval_splits, step_key)
     started = time.perf_counter()
-    state, metrics = _train_loop(
-        state, program.train_step, program.eval_step, batches, first, total_steps, run
-    )
+    try:
+        state, metrics = _train_loop(
+            state, program.train_step, program.eval_step, batches, first, total_steps, run
+        )
+    except CandidateFailed as failure:  # diverged: stopped early, timings added
+        writer.close()
+        seconds = time.perf_counter() - started
+        raise CandidateFailed(failure.reason, failure.steps, seconds, compile_seconds) from None
     if program.calibration_step is not None and calibrate:
         calibration = (shard_batch(b, mesh) for b in islice(batches, train.bn_calibration_batches))
         key = jax.random.fold_in(step_key, total_steps + 1)
