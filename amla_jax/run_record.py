@@ -30,6 +30,8 @@ from amla_jax.rundir import (
     returned_candidate,
 )
 
+# Overrides that name a run (its seed, algorithm, output folder), not its experiment;
+# ``algo.*`` options do define the experiment and are kept.
 HIDDEN_OVERRIDES = ("seed", "algo", "run_dir", "hydra")
 
 

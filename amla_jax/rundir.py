@@ -18,6 +18,7 @@ Layout::
     checkpoints/       final train states, one folder per candidate
     tb/                TensorBoard event files, one folder per candidate
     .hydra/            the composed config and the overrides (written by Hydra)
+    evaluator.json     a table run's evaluator, column and table version
 
 Synopsis::
 
@@ -51,9 +52,8 @@ SEARCH_DIR = "search"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
 HYDRA_DIR = ".hydra"
+EVALUATOR = "evaluator.json"  # a table run's evaluator, column and source
 FAILED = "failed"  # a row's "status" when its candidate could not be evaluated
-# Overrides that name a run (its seed, algorithm, output folder), not its experiment;
-# ``algo.*`` options do define the experiment and are kept.
 
 
 class RunDirError(UserError):

@@ -19,7 +19,6 @@ message is one line naming the problem; the entry point prints it and exits with
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -30,12 +29,11 @@ from amla_jax.amla import save_spec
 from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
 from amla_jax.evaluators import get_evaluator
-from amla_jax.rundir import SPEC_FILE, replacing
+from amla_jax.rundir import EVALUATOR, SPEC_FILE, replacing, write_text
 from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec
+from amla_jax.strict_json import dumps
 from amla_jax.validate import check_config, network_of
-
-EVALUATOR_FILE = "evaluator.json"  # a table run's evaluator, column and source
 
 
 def validate(cfg: RunConfig) -> None:
@@ -81,8 +79,7 @@ def make_evaluate(cfg: RunConfig, run_dir: Path):
         return factory(load_dataset(cfg.dataset), cfg.optim, cfg.train, run_dir)
     evaluate = factory(column=cfg.evaluator.column)
     meta = {"evaluator": "tabular", "column": cfg.evaluator.column, "source": evaluate.source}
-    with replacing(run_dir / EVALUATOR_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    write_text(run_dir / EVALUATOR, dumps(meta, indent=1) + "\n")
     return evaluate
 
 

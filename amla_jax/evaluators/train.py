@@ -22,12 +22,10 @@ from typing import Any
 
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.nn import count_flops, count_params
-from amla_jax.rundir import candidate_run
+from amla_jax.rundir import CHECKPOINTS_DIR, candidate_run
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import TrainResult, save_train_state, train_and_evaluate
 from amla_jax.train.distributed import is_primary
-
-CHECKPOINTS = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +50,7 @@ class TrainEvaluator:
             measure_flops=True,
         )
         if self.train.checkpoint and self.run_dir is not None and is_primary():
-            save_train_state(result.state, Path(self.run_dir) / CHECKPOINTS / prefix)
+            save_train_state(result.state, Path(self.run_dir) / CHECKPOINTS_DIR / prefix)
         return result
 
     def count_flops(self, spec: NetworkSpec) -> float:
