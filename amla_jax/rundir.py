@@ -14,7 +14,10 @@ Layout::
     spec.json          the same network in our form (written by the runner at the end)
     metrics.jsonl      training scalars, one record per logged step ("run", "step", "time");
                        each candidate's curve once (a resumed run drops partial ones)
-    search/            Orbax checkpoints of the search state
+    epochs.jsonl       a one-shot search's rows, one per epoch (derived arch, supernet
+                       accuracies, architecture weights, seconds)
+    search/            Orbax checkpoints of the search state (a one-shot search: its
+                       supernet, architecture parameters and optimiser states)
     checkpoints/       final train states, one folder per candidate
     tb/                TensorBoard event files, one folder per candidate
     .hydra/            the composed config and the overrides (written by Hydra)
@@ -48,6 +51,7 @@ CANDIDATES = "candidates.jsonl"
 BEST_SPEC = "best_spec.json"
 SPEC_FILE = "spec.json"
 METRICS = "metrics.jsonl"
+EPOCHS = "epochs.jsonl"  # a one-shot search's per-epoch rows
 SEARCH_DIR = "search"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
@@ -218,6 +222,16 @@ def read_best_spec(run_dir: str | Path):
 
     path = Path(run_dir) / BEST_SPEC
     return load_spec(path) if path.exists() else None
+
+
+def read_epochs(run_dir: str | Path) -> list[dict]:
+    """The rows of ``<run_dir>/epochs.jsonl`` (a one-shot search) in epoch order: one per
+    epoch (the first), half-written lines skipped; empty for other runs."""
+    rows: dict[int, dict] = {}
+    for row in iter_jsonl(Path(run_dir) / EPOCHS):
+        if isinstance(row.get("epoch"), int) and not isinstance(row["epoch"], bool):
+            rows.setdefault(row["epoch"], row)
+    return [rows[e] for e in sorted(rows)]
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -85,9 +85,9 @@ class SearchInterrupted(Exception):
       exit_code: what the process should exit with (128 + signum, like a shell).
     """
 
-    def __init__(self, signum: int, completed: int):
+    def __init__(self, signum: int, completed: int, unit: str = "candidates"):
         name = signal.Signals(signum).name
-        super().__init__(f"search stopped by {name} after {completed} completed candidates")
+        super().__init__(f"search stopped by {name} after {completed} completed {unit}")
         self.signum, self.completed, self.exit_code = signum, completed, 128 + signum
 
 
@@ -114,10 +114,12 @@ class SearchOutcome:
     rows: list[dict]
 
 
-class _StopOnSignal:
-    """Turns SIGTERM/SIGINT into `SearchInterrupted`, deferred while files are written."""
+class StopOnSignal:
+    """Turns SIGTERM/SIGINT into `SearchInterrupted`, deferred while files are written
+    (``completed`` counts ``unit``: this loop's candidates, the one-shot loop's epochs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "candidates") -> None:
+        self.unit = unit
         self.signum: int | None = None
         self.completed = 0
         self._writing = False
@@ -127,11 +129,11 @@ class _StopOnSignal:
         del frame
         self.signum = signum
         if not self._writing:
-            raise SearchInterrupted(signum, self.completed)
+            raise SearchInterrupted(signum, self.completed, self.unit)
 
     def check(self) -> None:
         if self.signum is not None:
-            raise SearchInterrupted(self.signum, self.completed)
+            raise SearchInterrupted(self.signum, self.completed, self.unit)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -142,7 +144,7 @@ class _StopOnSignal:
             self._writing = False
         self.check()
 
-    def __enter__(self) -> _StopOnSignal:
+    def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -260,7 +262,7 @@ def run_search(
     with (
         quiet_absl(),
         checkpoint_manager(run_dir / SEARCH_DIR) as manager,
-        _StopOnSignal() as stop,
+        StopOnSignal() as stop,
     ):
         state, rows = resume(algorithm, manager, init_key, search_key, run_dir, out)
         completed = stop.completed = len(rows)

@@ -162,6 +162,30 @@ class Dataset:
             )
         return self._train_stream(int(seed), batch_size)
 
+    def train_batches_at(
+        self, positions: np.ndarray, batch_size: int, seed: Sequence[int]
+    ) -> Iterator[Batch]:
+        """One pass over the training examples at ``positions`` (indices into the training
+        split, in that order), augmented like `train_batches`, the incomplete last batch
+        dropped. The one-shot searches split the training split into two halves and walk
+        each in their own order; batch i is augmented with draws from ``(*seed, i)``.
+
+        Returns:
+            Iterator of ``{"image": f32 [B,H,W,C], "label": i32 [B], "mask": f32 [B]}``.
+        """
+        _check_batch_size(batch_size)
+        split = self._splits["train"]
+        records = self._records(split.source, split.indices[np.asarray(positions)])
+        batches = records.batch(batch_size, drop_remainder=True, batch_fn=self._collate)
+        seed = [int(s) for s in seed]
+
+        def augment(index: int, batch: Batch) -> Batch:
+            rng = np.random.default_rng([*seed, index])
+            images = self.preprocessor.train(batch["image"], rng)
+            return {"image": images, "label": batch["label"], "mask": np.ones(len(images), np.float32)}
+
+        return self._iterate(batches.map_with_index(augment))
+
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
         """Returns one pass over ``split`` in a fixed order, without augmentation.
 

@@ -45,6 +45,9 @@ class OneShotMethod(NamedTuple):
         these for the epoch row (DARTS: softmax(alphas)).
       derive: ``derive(state, key, score) -> arch``.
       arch_weights: ``arch_weights(state) -> dict`` of nested lists of floats.
+      variables: ``variables(state) -> {"params", "batch_stats"}``, the supernet's
+        variables the loop scores with; None (the default) reads the state's ``params``
+        and ``batch_stats`` fields.
     """
 
     name: str
@@ -53,6 +56,14 @@ class OneShotMethod(NamedTuple):
     eval_weights: Callable[[State], Weights]
     derive: Callable[[State, jax.Array, Callable[[Weights], float]], Arch]
     arch_weights: Callable[[State], dict[str, Any]]
+    variables: Callable[[State], dict[str, Any]] | None = None
 
 
-__all__ = ["Arch", "Batch", "OneShotMethod", "State", "Weights"]
+def variables_of(method: OneShotMethod, state: State) -> dict[str, Any]:
+    """The supernet's variables in ``state`` (see `OneShotMethod.variables`)."""
+    if method.variables is not None:
+        return method.variables(state)
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+__all__ = ["Arch", "Batch", "OneShotMethod", "State", "Weights", "variables_of"]
