@@ -1,4 +1,5 @@
-"""A tiny `Supernet` for the one-shot tests: a 2-layer MLP whose hidden layer is a chain
+"""A tiny `Supernet` for the one-shot tests: a 2-layer MLP (smooth: no kinks, so that finite
+differences of its gradients converge) whose hidden layer is a chain
 of 6 mixed ops (5 candidates each), over the NB201 space's encoding (6 decisions x 5).
 
 It follows `amla_jax.oneshot.supernet`'s interface exactly (model.apply(variables, x,
@@ -43,7 +44,7 @@ class MixedMLP(nn.Module):
                 jnp.zeros_like(h),  # none
                 h,  # skip
                 jnp.tanh(nn.Dense(HIDDEN, name=f"edge{i}_a")(h)),
-                nn.relu(nn.Dense(HIDDEN, name=f"edge{i}_b")(h)),
+                nn.softplus(nn.Dense(HIDDEN, name=f"edge{i}_b")(h)),
                 jnp.sin(h),
             )
             h = sum(w[i, j] * op for j, op in enumerate(candidates))

@@ -70,7 +70,7 @@ def unrolled_hypergradient(loss: Callable, params, alphas, batch_a, batch_b, xi)
     loss_b, (grad_w_b, grad_alpha_b) = jax.value_and_grad(loss, argnums=(0, 1))(
         unrolled, alphas, batch_b
     )
-    norm = optax.global_norm(grad_w_b)
+    norm = optax.tree.norm(grad_w_b)
     eps = 0.01 / jnp.maximum(norm, 1e-12)
     plus = jax.tree.map(lambda w, v: w + eps * v, params, grad_w_b)
     minus = jax.tree.map(lambda w, v: w - eps * v, params, grad_w_b)
