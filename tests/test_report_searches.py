@@ -177,3 +177,12 @@ def test_a_summary_is_reported_alone(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "one python -m amla_jax.compare folder" in err[0]
+
+
+def test_a_summary_file_reports_beside_itself(tmp_path, capsys):
+    summary = tmp_path / "summary.json"
+    shutil.copy(COMPARE / "baseline" / "summary.json", summary)
+    assert main([str(summary), "--no-plots"]) == 0
+    assert "| bananas | 100 | 94.07 ± 0.00 |" in capsys.readouterr().out
+    assert (tmp_path / "report" / "report.md").exists()
+    assert not (tmp_path / "report" / "anytime.png").exists()

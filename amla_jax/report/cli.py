@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     columns = [c.strip() for c in args.columns.split(",") if c.strip()]
-    out_dir = args.out or args.paths[0] / "report"
+    first = args.paths[0]
+    out_dir = args.out or (first.parent if first.is_file() else first) / "report"
     try:
         if any(summary_path(p) for p in args.paths):
             return _report_summary(args.paths, out_dir, plots=not args.no_plots)

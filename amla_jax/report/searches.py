@@ -13,6 +13,12 @@ arch's ``baseline_accuracy``; a group's mean ± std is over its trials (sample s
 one trial, as ``summary.json`` stores it). The plots are `amla_jax.plots.anytime`'s; the
 text and the files are `amla_jax.report.search_write`'s. No JAX, no matplotlib.
 
+A run is tabular when its rows carry the table's columns (``table/<column>``). What it
+maximised is ``algo.options.objective`` if that names one column, else the evaluator's
+column (``evaluator.column``); runs of different objectives are separate comparisons.
+The returned architecture is ``best_spec.json``'s candidate (an unfinished run: its best
+so far), its value read from its row.
+
 Synopsis::
 
     from amla_jax.report.searches import from_records, read_summary
