@@ -135,3 +135,12 @@ def test_the_cli_as_two_processes_writes_one_run_dir_with_one_process_results(tm
     written = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert (tmp_path / "two" / "checkpoints" / "candidate_0").is_dir()
+    # Rerun: process 0 resumes from the run directory, process 1 from the rows it sends.
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [
+        _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
+                                          AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
+        for pid in range(2)
+    ]  # fmt: skip
+    assert "already finished" in _finish(procs)[0]
+    assert len(rundir.read_candidates(tmp_path / "two" / rundir.CANDIDATES)) == 1
