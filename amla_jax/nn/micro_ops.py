@@ -359,7 +359,10 @@ class AuxHeadConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = nn.avg_pool(nn.relu(x), window_shape=(5, 5), strides=(3, 3), padding="VALID")
+        # Maps under 5x5 (an 8x8 digit after two reductions) pool whole: a 5x5 window
+        # would leave nothing; 5x5 and larger maps are pooled exactly as DARTS does.
+        window = (min(5, x.shape[1]), min(5, x.shape[2]))
+        x = nn.avg_pool(nn.relu(x), window_shape=window, strides=(3, 3), padding="VALID")
         x = nn.relu(affine_batch_norm(conv(x, 128, (1, 1)), train, self.bn_momentum))
         x = nn.Conv(768, x.shape[1:3], padding="VALID", use_bias=False, kernel_init=conv_init)(x)
         x = nn.relu(affine_batch_norm(x, train, self.bn_momentum))
