@@ -199,9 +199,25 @@ def test_the_report_draws_the_derived_arch_per_epoch(reference, tmp_path):
     from amla_jax.plots.oneshot import skip_fraction
     from amla_jax.report import write_report
 
-    assert skip_fraction("|skip_connect~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|") == 0.5
+    assert (
+        skip_fraction(
+            "|skip_connect~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|"
+        )
+        == 0.5
+    )
     genotype = "normal=[('skip_connect', 0), ('sep_conv_3x3', 1)] reduce=[('max_pool_3x3', 0)]"
     assert skip_fraction(genotype) == pytest.approx(1 / 3)
     report = write_report([reference], tmp_path / "report")
     assert (tmp_path / "report" / "oneshot_epochs.png").stat().st_size > 0
     assert "![oneshot_epochs](oneshot_epochs.png)" in report.read_text()
+
+
+def test_a_darts_space_answer_can_be_built_on_digits():
+    # The derived DARTS-space network (darts_v2 with an aux head) on 8x8 digits has 2x2
+    # maps at its aux head; it used to fail to build (a 0x0 conv).
+    from amla_jax.nn import count_params
+    from amla_jax.spaces import get_space
+
+    space = get_space("darts")(channels=8, num_normal=1)
+    spec = space.to_spec(space.sample(KEY), None)
+    assert count_params(spec, (8, 8, 1), num_classes=10) > 0
