@@ -84,15 +84,12 @@ def test_weights_of_arch_under_jit_equals_the_loop_reference(space):
 
 
 def copy_discrete_params(mixed: dict, discrete: dict, ops: tuple[str, ...]) -> dict:
-    """The mixed cell's params with each chosen op's kernel taken from the discrete cell
-    (``edge2_0_conv`` -> row 1 of ``edges/nor_conv_3x3_conv``: edges are stacked in
-    `NB201_EDGES` order)."""
+    """The mixed cell's params with each chosen op's parameters taken from the discrete
+    cell (``edge2_0_conv`` -> ``edge2_0_nor_conv_3x3_conv``)."""
     mixed = jax.tree.map(lambda a: a, mixed)
-    for e, ((target, source), op) in enumerate(zip(NB201_EDGES, ops, strict=True)):
+    for (target, source), op in zip(NB201_EDGES, ops, strict=True):
         if op.startswith("nor_conv"):
-            stacked = mixed["edges"][f"{op}_conv"]["kernel"]
-            kernel = discrete[f"edge{target}_{source}_conv"]["kernel"]
-            mixed["edges"][f"{op}_conv"]["kernel"] = stacked.at[e].set(kernel)
+            mixed[f"edge{target}_{source}_{op}_conv"] = discrete[f"edge{target}_{source}_conv"]
     return mixed
 
 
