@@ -52,3 +52,16 @@ def test_zoo_epoch_benchmark_runs_tiny(tmp_path):
     args = ("--network", str(path), "--batch", "2", "--steps", "1", "--epochs", "1")
     record = json.loads(_run("experiments/zoo/epoch_benchmark.py", *args).splitlines()[-1])
     assert record["steps"] == 1 and record["params"] > 0 and record["step_ms"] > 0
+
+
+@pytest.mark.slow
+def test_supernet_step_benchmark_runs_tiny(tmp_path):
+    # Both supernets (NB201 and DARTS, channels 4) and their discrete twins, one step at
+    # batch 2 on 8x8x1: the script's rows and ratios must still come out.
+    out = tmp_path / "supernet.jsonl"
+    _run("experiments/bench/supernet_step.py", "--tiny", "--json", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["space"] for row in rows] == ["nb201", "darts"]
+    for row in rows:
+        assert row["supernet"]["params"] > row["discrete"]["params"] > 0
+        assert row["step_ratio"] > 0 and row["supernet"]["images_per_s"] > 0
