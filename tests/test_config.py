@@ -141,8 +141,21 @@ EXPERIMENTS = {
 }
 
 
+# Experiments that run a search rather than train one paper network.
+SEARCH_EXPERIMENTS = ("darts_search_cifar10",)
+
+
 def test_every_experiment_is_listed_here():
-    assert sorted(EXPERIMENTS) == _options("experiment")
+    assert sorted([*EXPERIMENTS, *SEARCH_EXPERIMENTS]) == _options("experiment")
+
+
+def test_darts_search_cifar10_is_the_papers_search():
+    run = run_config("experiment=darts_search_cifar10")
+    options = run.algo.options
+    assert (run.algo.name, run.dataset.name, options["space"]) == ("darts", "cifar10", "darts")
+    assert (options["epochs"], options["batch_size"], options["order"]) == (50, 64, 1)
+    assert (options["supernet"]["channels"], options["supernet"]["layers"]) == (16, 8)
+    assert (options["w_lr"], options["w_lr_min"], options["alpha_lr"]) == (0.025, 0.001, 3e-4)
 
 
 @pytest.mark.parametrize("experiment, picks", sorted(EXPERIMENTS.items()))
