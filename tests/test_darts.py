@@ -89,7 +89,8 @@ def test_second_order_step_updates_alphas_with_the_hypergradient():
         method = algorithm.make_method(10)
         state = method.init(keys[0], supernet, batch_a[0])
         state, metrics = jax.jit(method.step)(state, batch_a, batch_b, keys[1])
-        assert int(state.step) == 1 and float(metrics["train/learning_rate"]) == pytest.approx(0.025)
+        assert int(state.step) == 1
+        assert float(metrics["train/learning_rate"]) == pytest.approx(0.025)
         alphas[order] = np.asarray(state.alphas["cell"])
     # Adam's first step moves every alpha by ~lr * sign(gradient): the orders' gradients
     # differ in sign somewhere, and both moved away from the shared initial alphas.
