@@ -24,7 +24,7 @@ from pathlib import Path
 
 import jax
 
-from amla_jax.algos import get_algorithm
+from amla_jax.algos import get_algorithm, is_oneshot
 from amla_jax.amla import save_spec
 from amla_jax.config import ModelConfig, RunConfig
 from amla_jax.data import load_dataset
@@ -99,11 +99,30 @@ def run(cfg: RunConfig) -> SearchOutcome:
     algorithm = get_algorithm(cfg.algo.name)(cfg.algo, template)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if is_oneshot(algorithm):
+        return run_oneshot_algorithm(algorithm, cfg, run_dir)
     evaluate = make_evaluate(cfg, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
     with replacing(run_dir / SPEC_FILE) as tmp:
         save_spec(outcome.best_spec, tmp, amla=False)
     return outcome
+
+
+def run_oneshot_algorithm(algorithm, cfg: RunConfig, run_dir: Path) -> SearchOutcome:
+    """A one-shot search (`amla_jax.algos.oneshot`): one supernet trained on the dataset
+    by `amla_jax.oneshot.loop.run_oneshot`, which writes the run directory's answer too
+    (``spec.json``, ``best_spec.json``, one candidate row). ``evaluator`` is not used."""
+    from amla_jax.oneshot.loop import run_oneshot, steps_per_epoch  # noqa: PLC0415
+
+    dataset = load_dataset(cfg.dataset)
+    options = algorithm.options
+    supernet = algorithm.make_supernet(dataset.info.num_classes)
+    steps = options.epochs * steps_per_epoch(dataset.info.num_train, options.batch_size)
+    method = algorithm.make_method(steps)
+    key = jax.random.key(cfg.seed)
+    return run_oneshot(
+        method, supernet, dataset, options, run_dir, key, template=algorithm.template
+    )
 
 
 __all__ = ["ModelConfig", "RunConfig", "run", "template_spec", "validate"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fakes import fake_evaluate, template_spec
 
-from amla_jax.algos import ALGORITHMS, AlgorithmError, get_algorithm
+from amla_jax.algos import ALGORITHMS, Algorithm, AlgorithmError, get_algorithm
 from amla_jax.config import AlgoConfig
 from amla_jax.errors import UserError
 from amla_jax.search import checkpoint_manager, restore_search_state, save_search_state
@@ -25,6 +25,11 @@ GOLDEN = Path(__file__).parent / "golden" / "algo_specs.json"
 
 def make(name: str, iterations: int = ITERATIONS):
     return get_algorithm(name)(AlgoConfig(name, iterations, {}), template_spec())
+
+
+# The ask/tell algorithms; the one-shot ones (OneShotAlgorithm) have their own contract
+# tests in test_oneshot.py.
+ASK_TELL = sorted(name for name in ALGORITHMS if isinstance(make(name), Algorithm))
 
 
 def step(algorithm, state, i, key=KEY):
@@ -54,20 +59,21 @@ def test_registry_is_a_plain_dict_of_every_algorithm():
     assert type(ALGORITHMS) is dict
     assert set(ALGORITHMS) == {
         *("bananas", "evolution", "fixed", "local_search", "nac", "nac_worst", "random"),
-        *("random_space", "reinforce"),
+        *("random_space", "reinforce", "darts"),
     }
+    assert set(ALGORITHMS) - set(ASK_TELL) == {"darts"}
 
 
 def test_unknown_algorithm_is_a_user_error_listing_the_valid_names():
     with pytest.raises(
         AlgorithmError,
-        match="'nope'; valid: bananas, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
+        match="'nope'; valid: bananas, darts, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
     ):
         get_algorithm("nope")
     assert issubclass(AlgorithmError, UserError)
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", ASK_TELL)
 def test_rounds_until_done(name):
     algorithm = make(name)
     assert algorithm.name == name
@@ -82,7 +88,7 @@ def test_rounds_until_done(name):
     assert isinstance(algorithm.best(state), NetworkSpec)
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", ASK_TELL)
 def test_ask_and_tell_are_pure(name):
     algorithm = make(name)
     state = algorithm.init(KEY)
@@ -101,7 +107,7 @@ def test_ask_and_tell_are_pure(name):
     assert_same(algorithm.init(KEY), algorithm.init(KEY))
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", ASK_TELL)
 def test_state_survives_orbax_and_continues_identically(name, tmp_path):
     algorithm = make(name)
     state = algorithm.init(KEY)

@@ -7,7 +7,9 @@ Synopsis::
     algorithm = get_algorithm("nac")(algo_cfg, template_spec)
 
 To add an algorithm, write its factory ``make_<name>(cfg, template) -> Algorithm`` in its
-own module (see `amla_jax.algos.base` for the contract) and add it below.
+own module (see `amla_jax.algos.base` for the contract) and add it below. One-shot
+(weight-sharing) searches return a `OneShotAlgorithm` instead (`amla_jax.algos.oneshot`),
+which the runner drives with `amla_jax.oneshot.loop.run_oneshot`.
 """
 
 from amla_jax.algos.bananas import make_bananas
@@ -16,12 +18,15 @@ from amla_jax.algos.evolution import make_evolution
 from amla_jax.algos.fixed import make_fixed
 from amla_jax.algos.local_search import make_local_search
 from amla_jax.algos.nac import make_nac, make_nac_worst
+from amla_jax.algos.oneshot import OneShotAlgorithm, is_oneshot, make_darts
 from amla_jax.algos.random_search import make_random
 from amla_jax.algos.random_space import make_random_space
 from amla_jax.algos.reinforce import make_reinforce
 
 ALGORITHMS: dict[str, AlgorithmFactory] = {
     "bananas": make_bananas,
+    # One-shot searches (OneShotAlgorithm, amla_jax.algos.oneshot); "enas" goes beside darts.
+    "darts": make_darts,
     "evolution": make_evolution,
     "fixed": make_fixed,
     "local_search": make_local_search,
@@ -46,4 +51,11 @@ def get_algorithm(name: str) -> AlgorithmFactory:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmError", "get_algorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "AlgorithmError",
+    "OneShotAlgorithm",
+    "get_algorithm",
+    "is_oneshot",
+]

@@ -182,7 +182,11 @@ class Dataset:
         def augment(index: int, batch: Batch) -> Batch:
             rng = np.random.default_rng([*seed, index])
             images = self.preprocessor.train(batch["image"], rng)
-            return {"image": images, "label": batch["label"], "mask": np.ones(len(images), np.float32)}
+            return {
+                "image": images,
+                "label": batch["label"],
+                "mask": np.ones(len(images), np.float32),
+            }
 
         return self._iterate(batches.map_with_index(augment))
 

@@ -209,7 +209,7 @@ def run_oneshot(
     ):
         fresh = method.init(init_key, supernet, example)
         state, done = records.restore_state(manager, method.name, fresh)
-        rows = read_epochs(path)
+        rows = read_epochs(run_dir)
         if [r["epoch"] for r in rows[:done]] != list(range(done)):
             raise records.RunDirError(f"{path}: rows do not cover epochs 0..{done - 1}")
         write_candidates(path, rows)  # drops a half-written last line
