@@ -29,20 +29,22 @@ def batch_norm(
     scale: bool = False,
     name: str | None = None,
     epsilon: float = 1e-3,
+    offset: bool = True,
 ) -> nn.BatchNorm:
     """BatchNorm with batch statistics in training and running averages in evaluation.
 
     The defaults are TF-slim's (offset only, epsilon 1e-3), which AMLA's envelope cells
     use; the micro ops ask for an affine one with PyTorch's epsilon 1e-5. AMLA's TF code
     always used batch statistics (it never passed ``is_training``); we do not copy that
-    quirk (amla_spec.md A.1).
+    quirk (amla_spec.md A.1). ``offset=False`` drops β too: with ``scale=False`` that is
+    PyTorch's ``affine=False``, which the one-shot supernets' ops use.
     """
     return nn.BatchNorm(
         use_running_average=not train,
         momentum=momentum,
         epsilon=epsilon,
         use_scale=scale,
-        use_bias=True,
+        use_bias=offset,
         name=name,
     )
 

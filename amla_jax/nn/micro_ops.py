@@ -55,10 +55,14 @@ def conv(
 
 
 def affine_batch_norm(
-    x: jax.Array, train: bool, momentum: float, name: str | None = None
+    x: jax.Array, train: bool, momentum: float, name: str | None = None, affine: bool = True
 ) -> jax.Array:
-    """`batch_norm` with γ and β and PyTorch's epsilon 1e-5 (DARTS/ENAS/NASNet), applied."""
-    return batch_norm(train, momentum, scale=True, name=name, epsilon=1e-5)(x)
+    """`batch_norm` with γ and β and PyTorch's epsilon 1e-5 (DARTS/ENAS/NASNet), applied.
+
+    ``affine=False`` leaves out γ and β, as the DARTS and NB201 search networks do inside
+    their mixed ops (PyTorch's ``BatchNorm2d(C, affine=False)``).
+    """
+    return batch_norm(train, momentum, scale=affine, name=name, epsilon=1e-5, offset=affine)(x)
 
 
 def pool(x: jax.Array, kind: str, kernel: int, stride: int) -> jax.Array:
@@ -88,6 +92,8 @@ class _Op(nn.Module):
     features: int
     stride: int = 1
     bn_momentum: float = 0.9
+    # False in the one-shot search networks: every BatchNorm of the op without γ, β.
+    affine: bool = True
 
 
 class ReLUConvBN(_Op):
@@ -98,7 +104,7 @@ class ReLUConvBN(_Op):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = conv(nn.relu(x), self.features, (self.kernel,) * 2, (self.stride,) * 2)
-        return affine_batch_norm(x, train, self.bn_momentum)
+        return affine_batch_norm(x, train, self.bn_momentum, affine=self.affine)
 
 
 class FactorizedReduce(_Op):
@@ -113,12 +119,16 @@ class FactorizedReduce(_Op):
         if self.relu:
             x = nn.relu(x)
         if self.stride == 1:
-            return affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            return affine_batch_norm(
+                conv(x, self.features, (1, 1)), train, self.bn_momentum, affine=self.affine
+            )
         half = self.features // 2
         shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:, :]
         path1 = conv(x[:, ::2, ::2], half, (1, 1), name="path1")
         path2 = conv(shifted[:, ::2, ::2], self.features - half, (1, 1), name="path2")
-        return affine_batch_norm(jnp.concatenate([path1, path2], -1), train, self.bn_momentum)
+        return affine_batch_norm(
+            jnp.concatenate([path1, path2], -1), train, self.bn_momentum, affine=self.affine
+        )
 
 
 class SepConv(_Op):
@@ -138,7 +148,9 @@ class SepConv(_Op):
             stride = (self.stride,) * 2 if i == 0 else (1, 1)
             x = nn.relu(x)
             x = conv(x, x.shape[-1], (self.kernel,) * 2, stride, self.dilation, x.shape[-1])
-            x = affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            x = affine_batch_norm(
+                conv(x, self.features, (1, 1)), train, self.bn_momentum, affine=self.affine
+            )
         return x
 
 
@@ -153,7 +165,9 @@ class Pool(_Op):
         width = x.shape[-1]
         x = pool(x, self.kind, self.kernel, self.stride)
         if width != self.features:
-            x = affine_batch_norm(conv(x, self.features, (1, 1)), train, self.bn_momentum)
+            x = affine_batch_norm(
+                conv(x, self.features, (1, 1)), train, self.bn_momentum, affine=self.affine
+            )
         return x
 
 
@@ -173,15 +187,15 @@ class Skip(_Op):
         width = x.shape[-1]
         if self.stride == 1 and width == self.features:
             return x
-        momentum = self.bn_momentum
+        momentum, affine = self.bn_momentum, self.affine
         if self.style == "darts":
-            return FactorizedReduce(self.features, self.stride, momentum)(x, train)
+            return FactorizedReduce(self.features, self.stride, momentum, affine)(x, train)
         if self.style == "nasnet":
-            return ReLUConvBN(self.features, self.stride, momentum)(x, train)
+            return ReLUConvBN(self.features, self.stride, momentum, affine)(x, train)
         if self.stride > 1:
-            x = FactorizedReduce(self.features, self.stride, momentum, relu=False)(x, train)
+            x = FactorizedReduce(self.features, self.stride, momentum, affine, relu=False)(x, train)
         if width != self.features:
-            x = ReLUConvBN(self.features, 1, momentum)(x, train)
+            x = ReLUConvBN(self.features, 1, momentum, affine)(x, train)
         return x
 
 
@@ -204,7 +218,7 @@ class FactorizedConv(_Op):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = conv(nn.relu(x), self.features, (1, self.kernel), (1, self.stride))
         x = conv(x, self.features, (self.kernel, 1), (self.stride, 1))
-        return affine_batch_norm(x, train, self.bn_momentum)
+        return affine_batch_norm(x, train, self.bn_momentum, affine=self.affine)
 
 
 class Bottleneck(_Op):
@@ -220,13 +234,21 @@ class Bottleneck(_Op):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         narrow, momentum, k, s = self.features // 4, self.bn_momentum, self.kernel, self.stride
-        x = affine_batch_norm(conv(nn.relu(x), narrow, (1, 1)), train, momentum)
+        x = affine_batch_norm(conv(nn.relu(x), narrow, (1, 1)), train, momentum, affine=self.affine)
         if self.factorized:
-            x = affine_batch_norm(conv(nn.relu(x), narrow, (1, k), (1, s)), train, momentum)
-            x = affine_batch_norm(conv(nn.relu(x), narrow, (k, 1), (s, 1)), train, momentum)
+            x = affine_batch_norm(
+                conv(nn.relu(x), narrow, (1, k), (1, s)), train, momentum, affine=self.affine
+            )
+            x = affine_batch_norm(
+                conv(nn.relu(x), narrow, (k, 1), (s, 1)), train, momentum, affine=self.affine
+            )
         else:
-            x = affine_batch_norm(conv(nn.relu(x), narrow, (k, k), (s, s)), train, momentum)
-        return affine_batch_norm(conv(nn.relu(x), self.features, (1, 1)), train, momentum)
+            x = affine_batch_norm(
+                conv(nn.relu(x), narrow, (k, k), (s, s)), train, momentum, affine=self.affine
+            )
+        return affine_batch_norm(
+            conv(nn.relu(x), self.features, (1, 1)), train, momentum, affine=self.affine
+        )
 
 
 class AmlaOp(_Op):
@@ -273,8 +295,11 @@ class MicroOp:
     options: dict = field(default_factory=dict)
     drop: str = "always"
 
-    def build(self, features: int, stride: int, bn_momentum: float, name: str) -> nn.Module:
-        return self.module(features, stride, bn_momentum, name=name, **self.options)
+    def build(
+        self, features: int, stride: int, bn_momentum: float, name: str, affine: bool = True
+    ) -> nn.Module:
+        # AMLA's ops ignore ``affine`` (their BatchNorm is β-only by AMLA's design).
+        return self.module(features, stride, bn_momentum, affine, name=name, **self.options)
 
     def drops(self, stride: int, in_width: int, features: int) -> bool:
         if self.drop == "unless_identity":

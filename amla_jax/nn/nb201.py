@@ -19,9 +19,14 @@ Synopsis::
 
     from amla_jax.nn.nb201 import NB201Body
     features, _ = NB201Body(spec.body, num_classes=10).apply(variables, x, train=False)
+
+`nb201_op`, `sum_into_nodes` and `nb201_stages` are the pieces the one-shot supernet
+(`amla_jax.nn.supernet_nb201`) shares with this body.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +40,45 @@ from amla_jax.spec.nb201 import NB201_EDGES, NB201Spec
 NUM_STAGES = 3
 
 
+def nb201_op(
+    op: str,
+    x: jax.Array,
+    train: bool,
+    features: int,
+    momentum: float,
+    name: str,
+    affine: bool = True,
+) -> jax.Array:
+    """One NB201 edge op applied to ``x`` (call inside a compact Flax module).
+
+    The one definition of NB201's ops, shared by the discrete cell and the one-shot
+    supernet's mixed op; ``affine=False`` is the search cells' BN (no γ, β).
+    """
+    if op == "none":
+        return jnp.zeros_like(x)
+    if op == "skip_connect":
+        return x
+    if op == "avg_pool_3x3":
+        return nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False)
+    kernel = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}[op]
+    y = Conv(features, kernel, name=f"{name}_conv")(nn.relu(x))
+    return affine_batch_norm(y, train, momentum, f"{name}_bn", affine)
+
+
+def sum_into_nodes(x: jax.Array, edge: Callable[[int, int, jax.Array], jax.Array]) -> jax.Array:
+    """NB201's cell DAG: node j is the sum of ``edge(i, j, node_i)`` over the edges
+    ``(j, i)`` into it, in `NB201_EDGES` order; returns node 3."""
+    nodes = [x]
+    for to in range(1, NB201_EDGES[-1][0] + 1):
+        total = None
+        for index, (target, source) in enumerate(NB201_EDGES):
+            if target == to:
+                y = edge(index, source, nodes[source])
+                total = y if total is None else total + y
+        nodes.append(total)
+    return nodes[-1]
+
+
 class NB201Cell(nn.Module):
     """One NB201 cell of ``features`` channels: the six edges of ``ops`` into nodes 1-3."""
 
@@ -44,26 +88,12 @@ class NB201Cell(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        nodes = [x]
-        for to in range(1, NB201_EDGES[-1][0] + 1):
-            total = None
-            for op, (target, source) in zip(self.ops, NB201_EDGES, strict=True):
-                if target == to:
-                    y = self._edge(op, nodes[source], train, f"edge{target}_{source}")
-                    total = y if total is None else total + y
-            nodes.append(total)
-        return nodes[-1]
+        def edge(index: int, source: int, y: jax.Array) -> jax.Array:
+            target = NB201_EDGES[index][0]
+            name = f"edge{target}_{source}"
+            return nb201_op(self.ops[index], y, train, self.features, self.bn_momentum, name)
 
-    def _edge(self, op: str, x: jax.Array, train: bool, name: str) -> jax.Array:
-        if op == "none":
-            return jnp.zeros_like(x)
-        if op == "skip_connect":
-            return x
-        if op == "avg_pool_3x3":
-            return nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False)
-        kernel = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}[op]
-        y = Conv(self.features, kernel, name=f"{name}_conv")(nn.relu(x))
-        return affine_batch_norm(y, train, self.bn_momentum, f"{name}_bn")
+        return sum_into_nodes(x, edge)
 
 
 class NB201Reduction(nn.Module):
@@ -112,12 +142,31 @@ class NB201Body(nn.Module):
                 f"stem: outputs {x.shape[-1]} channels but arch.channels is {width}; "
                 "make the stem conv's 'outputs' equal arch.channels"
             )
-        for stage in range(NUM_STAGES):
-            if stage:
-                width *= 2
-                x = NB201Reduction(width, self.bn_momentum, name=f"reduce{stage}")(x, train)
-            for i in range(self.spec.cells_per_stage):
-                cell = NB201Cell(self.spec.ops, width, self.bn_momentum, name=f"s{stage}_c{i}")
-                x = cell(x, train)
-        x = affine_batch_norm(x, train, self.bn_momentum, "lastact_bn")
-        return nn.relu(x), ()
+
+        def cell(x: jax.Array, width: int, name: str) -> jax.Array:
+            return NB201Cell(self.spec.ops, width, self.bn_momentum, name=name)(x, train)
+
+        x = nb201_stages(x, train, self.spec.cells_per_stage, self.bn_momentum, cell)
+        return x, ()
+
+
+def nb201_stages(
+    x: jax.Array,
+    train: bool,
+    cells_per_stage: int,
+    momentum: float,
+    cell: Callable[[jax.Array, int, str], jax.Array],
+) -> jax.Array:
+    """NB201's skeleton after the stem (call inside a compact Flax module): three stages
+    of ``cells_per_stage`` cells at C, 2C, 4C (C = ``x``'s width) with the ResNet
+    reduction blocks between them, then BN-ReLU. ``cell(x, width, name)`` applies one
+    cell; the discrete body and the one-shot supernet differ only there."""
+    width = x.shape[-1]
+    for stage in range(NUM_STAGES):
+        if stage:
+            width *= 2
+            x = NB201Reduction(width, momentum, name=f"reduce{stage}")(x, train)
+        for i in range(cells_per_stage):
+            x = cell(x, width, f"s{stage}_c{i}")
+    x = affine_batch_norm(x, train, momentum, "lastact_bn")
+    return nn.relu(x)
