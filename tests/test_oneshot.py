@@ -193,3 +193,15 @@ def test_a_row_beyond_the_checkpoint_is_recomputed_checked_and_kept(reference, t
     shutil.rmtree(run_dir / "search" / "3")
     with pytest.raises(UserError, match="epoch 2's row differs"):
         search(run_dir, 3)
+
+
+def test_the_report_draws_the_derived_arch_per_epoch(reference, tmp_path):
+    from amla_jax.plots.oneshot import skip_fraction
+    from amla_jax.report import write_report
+
+    assert skip_fraction("|skip_connect~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|") == 0.5
+    genotype = "normal=[('skip_connect', 0), ('sep_conv_3x3', 1)] reduce=[('max_pool_3x3', 0)]"
+    assert skip_fraction(genotype) == pytest.approx(1 / 3)
+    report = write_report([reference], tmp_path / "report")
+    assert (tmp_path / "report" / "oneshot_epochs.png").stat().st_size > 0
+    assert "![oneshot_epochs](oneshot_epochs.png)" in report.read_text()

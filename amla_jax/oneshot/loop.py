@@ -4,8 +4,9 @@ per epoch. `run_oneshot` drives any `amla_jax.oneshot.base.OneShotMethod`.
 The training split is split once (from the key) into halves A and B; every epoch walks
 both in a fresh order drawn from ``fold_in(key, epoch)`` and calls ``method.step(state,
 batch_a, batch_b, key)``, jitted once per search (compile and mean step seconds are
-recorded). The validation split is used only to score: after each epoch the supernet's
-validation accuracy with ``method.eval_weights`` and with the derived arch's weights
+recorded; with several devices it is data-parallel, like the fixed-network step). The
+validation split is used only to score: after each epoch the supernet's validation
+accuracy with ``method.eval_weights`` and with the derived arch's weights
 (``supernet.weights_of_arch``), and, on NB201 with the ``tabular`` extra installed, the
 derived arch's table accuracy. The supernet is scored with batch statistics in its
 BatchNorm layers (train mode, statistics discarded), as NB201's one-shot baselines do:
@@ -44,6 +45,7 @@ from amla_jax.oneshot import records
 from amla_jax.oneshot.base import variables_of
 from amla_jax.rundir import EPOCHS, SEARCH_DIR, append_row, read_epochs, write_candidates
 from amla_jax.search import SearchOutcome, StopOnSignal
+from amla_jax.train.step import data_mesh, replicate, shard_batch
 
 TABLE_COLUMN = "baseline_accuracy"
 
@@ -117,6 +119,17 @@ class _Epochs:
                 f"{dataset.info.num_train} training examples; lower it"
             )
         self.compiled = None
+        # Data-parallel over every device, as the fixed-network step: the state is
+        # replicated, the batches split, and XLA inserts the reductions (BatchNorm's
+        # statistics and the gradients are those of the whole batch).
+        devices = jax.device_count()
+        self.mesh = data_mesh() if devices > 1 and options.batch_size % devices == 0 else None
+
+    def _place(self, batch: dict):
+        if self.mesh is None:
+            return batch["image"], batch["label"]
+        placed = shard_batch({"image": batch["image"], "label": batch["label"]}, self.mesh)
+        return placed["image"], placed["label"]
 
     def _batches(self, epoch: int):
         epoch_key = jax.random.fold_in(self.order_key, epoch)
@@ -128,12 +141,14 @@ class _Epochs:
             seed = np.asarray(jax.random.key_data(key)).ravel().tolist() + [half]
             streams.append(self.dataset.train_batches_at(order, self.options.batch_size, seed))
         for _, a, b in zip(range(self.steps), *streams, strict=False):
-            yield (a["image"], a["label"]), (b["image"], b["label"])
+            yield self._place(a), self._place(b)
 
     def run(self, state, epoch: int):
         """``(state, train metrics, compile seconds, step seconds)`` of one epoch."""
         keys = jax.random.split(jax.random.fold_in(self.step_key, epoch), self.steps)
         compile_seconds, metrics, start = 0.0, [], None
+        if self.mesh is not None:
+            state = replicate(state, self.mesh)
         for i, (batch_a, batch_b) in enumerate(self._batches(epoch)):
             if self.compiled is None:
                 began = time.perf_counter()
@@ -214,7 +229,9 @@ def run_oneshot(
             raise records.RunDirError(f"{path}: rows do not cover epochs 0..{done - 1}")
         write_candidates(path, rows)  # drops a half-written last line
         stop.completed = done
-        if done:
+        if done >= options.epochs:
+            out.print(f"{method.name} search in {run_dir} is already finished; nothing to do.")
+        elif done:
             out.print(f"resuming {method.name} search in {run_dir} after {done} epochs")
         for epoch in range(done, options.epochs):
             stop.check()
@@ -237,7 +254,9 @@ def run_oneshot(
                 records.save_state(manager, epoch + 1, method.name, state)
                 stop.completed = epoch + 1
             _print_epoch(out, row)
-    return _finish(method, supernet, dataset, run_dir, rows[: options.epochs], template, out)
+    status = "already_finished" if done >= options.epochs else "finished"
+    rows = rows[: options.epochs]
+    return _finish(method, supernet, dataset, run_dir, rows, template, out, status)
 
 
 def _print_epoch(out: Console, row: dict) -> None:
@@ -253,7 +272,7 @@ def _print_epoch(out: Console, row: dict) -> None:
     )
 
 
-def _finish(method, supernet, dataset, run_dir: Path, rows, template, out) -> SearchOutcome:
+def _finish(method, supernet, dataset, run_dir: Path, rows, template, out, status: str):
     from amla_jax.nn import count_params  # noqa: PLC0415
 
     arch = tuple(rows[-1]["arch"])
@@ -268,4 +287,4 @@ def _finish(method, supernet, dataset, run_dir: Path, rows, template, out) -> Se
         f"({row['num_params']:,} params as a network); best_spec.json in {run_dir}"
     )
     path = run_dir / records.BEST_SPEC
-    return SearchOutcome("finished", run_dir, spec, path, 0, [row])
+    return SearchOutcome(status, run_dir, spec, path, 0, [row])

@@ -43,6 +43,12 @@ def write_plots(records: Sequence[RunRecord], out_dir: str | Path) -> dict[str, 
         ],
         "networks": [],
     }
+    from amla_jax.plots.oneshot import oneshot_runs, plot_oneshot  # noqa: PLC0415
+
+    oneshot = [r.run_dir for r in records]
+    if oneshot_runs(oneshot):  # one-shot searches: derived arch per epoch (epochs.jsonl)
+        figure = plot_oneshot(oneshot)
+        written["progress"].append(plots.save_figure(figure, out_dir / "oneshot_epochs.png"))
     for record in records:
         spec = record.best_spec()
         if spec is None:
