@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from oneshot_toy import make_toy_supernet
+from test_cli import amla
 
 from amla_jax.algos.enas import EnasOptions
 from amla_jax.data import DataConfig, load_dataset
@@ -20,7 +21,7 @@ from amla_jax.oneshot.enas import (
 )
 from amla_jax.oneshot.loop import run_oneshot
 from amla_jax.oneshot.records import TIMINGS
-from amla_jax.rundir import read_epochs
+from amla_jax.rundir import read_candidates, read_epochs
 from amla_jax.spaces import get_space
 from amla_jax.spaces.base import check_arch
 
@@ -138,3 +139,19 @@ def test_the_loop_records_enas_per_epoch_and_resumes_identically(tmp_path):
     assert np.asarray(probabilities).shape == (6, 5)
     assert {"controller/reward", "controller/entropy"} <= set(rows[-1]["metrics"])
     assert without_timings(read_epochs(tmp_path / "resumed")) == without_timings(rows)
+
+
+@pytest.mark.slow  # one compile of the NB201 supernet's step (under a minute on 2 cores)
+def test_algo_enas_runs_end_to_end_on_digits(tmp_path):
+    proc = amla(
+        "algo=enas", "search_space=nb201", "dataset=digits", "algo.options.epochs=2",
+        "algo.options.derive_samples=2", f"hydra.run.dir={tmp_path}", timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_epochs(tmp_path)
+    assert [r["epoch"] for r in rows] == [0, 1] and rows[-1]["algorithm"] == "enas"
+    assert np.asarray(rows[-1]["arch_weights"]["probabilities"]).shape == (6, 5)
+    assert 0 <= rows[-1]["metrics"]["validation/accuracy"] <= 1
+    (candidate,) = read_candidates(tmp_path / "candidates.jsonl")
+    assert candidate["spec"]["arch"]["type"] == "nb201"
+    assert (tmp_path / "best_spec.json").is_file()

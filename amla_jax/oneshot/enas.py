@@ -109,7 +109,9 @@ def _optimizers(o) -> tuple[optax.GradientTransformation, optax.GradientTransfor
         o.w_lr, max(1, int(o.total_steps)), alpha=o.w_lr_min / o.w_lr
     )
     shared = optax.chain(
-        optax.add_decayed_weights(o.w_weight_decay),  # ENAS adds its L2 term to the loss
+        # before the clip, as ENAS adds its L2 term to the loss (its l2_reg * sum(w**2)
+        # has gradient 2 * l2_reg * w; w_weight_decay is that gradient's coefficient)
+        optax.add_decayed_weights(o.w_weight_decay),
         optax.clip_by_global_norm(o.w_grad_clip),
         optax.sgd(schedule, momentum=o.w_momentum, nesterov=True),
     )
@@ -211,8 +213,10 @@ def make_enas_method(options, name: str = "enas") -> OneShotMethod:
             logits, _ = apply(state, batch, arch, k_dropout)
             return jnp.mean(jnp.argmax(logits, -1) == batch[1])
 
-        # one arch at a time: a batch of supernets would multiply the peak memory
-        rewards = jax.lax.map(reward, archs)
+        if len(keys) == 1:  # no loop around the supernet: a smaller program to compile
+            rewards = reward(archs[0])[None]
+        else:  # one arch at a time: a batch of supernets would multiply the peak memory
+            rewards = jax.lax.map(reward, archs)
         mean = rewards.mean()
         baseline = jnp.where(state.step == 0, mean, state.baseline)
         cparams, copt, metrics = reinforce_update(
