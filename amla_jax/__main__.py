@@ -11,6 +11,12 @@ Examples::
     python -m amla_jax algo=fixed spec=config.run.json   # AMLA's JSON (or ours)
     python -m amla_jax -m algo=nac,nac_worst,random seed=0,1,2
 
+Started as one process of several (``AMLA_JAX_COORDINATOR``/``AMLA_JAX_NUM_PROCESSES``/
+``AMLA_JAX_PROCESS_ID``, or a SLURM step of several tasks: `amla_jax.train.distributed`),
+it initialises ``jax.distributed`` first; every process then trains each candidate
+data-parallel over all processes' devices, and only process 0 writes the run directory
+(the others' Hydra output goes to a temporary folder removed at exit).
+
 A mistake a user can fix ends with one line on stderr, ``error: <what and how to fix>``,
 and exit code 2, never a traceback; a search stopped by SIGTERM/SIGINT exits with
 128 + the signal number after checkpointing.
@@ -104,13 +110,56 @@ def _task(cfg) -> None:
         sys.exit(exc.exit_code)
 
 
+# The variables `amla_jax.train.distributed.distributed_settings` reads (importing it
+# imports JAX).
+_ASKS_FOR_PROCESSES = (
+    "AMLA_JAX_COORDINATOR",
+    "AMLA_JAX_NUM_PROCESSES",
+    "AMLA_JAX_PROCESS_ID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_NTASKS",
+)
+
+
+def join_processes(argv: list[str]) -> list[str]:
+    """Initialises `jax.distributed` where the environment asks for several processes;
+    returns the overrides this process runs with (the others' Hydra output redirected)."""
+    if not any(os.environ.get(name) for name in _ASKS_FOR_PROCESSES):
+        return argv  # one process; and JAX stays unimported, so mistakes fail fast
+    from amla_jax.train.distributed import initialize_from_environment, is_primary  # noqa: PLC0415
+
+    try:
+        if not initialize_from_environment():
+            return argv
+    except UserError as exc:
+        _fail(one_line(exc))
+    if _overrides(argv) is None:
+        _fail("a multirun (-m) or Hydra flag cannot be one training over several processes")
+    if is_primary():
+        return argv
+    import atexit  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    scratch = tempfile.mkdtemp(prefix="amla_jax_not_primary_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    kept = [a for a in argv if a.split("=", 1)[0].lstrip("+") != "hydra.run.dir"]
+    quiet = [
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
+    return [*kept, f"hydra.run.dir={scratch}", *quiet]
+
+
 def main() -> None:
     """Runs the Hydra app on ``sys.argv``."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     from amla_jax.runner import prefer_fast_compiles  # noqa: PLC0415
 
     prefer_fast_compiles()  # before anything starts JAX's backend
-    argv = sys.argv[1:]
+    argv = join_processes(sys.argv[1:])  # before any JAX work, too
+    sys.argv[1:] = argv  # what Hydra parses
     from amla_jax.config import register_configs  # noqa: PLC0415
 
     register_configs()

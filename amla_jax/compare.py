@@ -14,8 +14,10 @@ Synopsis::
     python -m amla_jax.compare --algos random_space,evolution --seeds 100 --queries 300 \\
         --objective baseline_accuracy --out experiments/nb201_compare/baseline
 
-writes ``<out>/summary.json`` (every trial's curve and returned arch), ``report.md``,
-``anytime.png`` and (non-baseline objectives) ``scatter.png``.
+writes ``<out>/summary.json`` (every trial's curve and returned arch, the command and
+its wall time), ``report.md``, ``anytime.png`` and (non-baseline objectives)
+``scatter.png``; the table and the plots are `amla_jax.report.searches` and
+`amla_jax.plots.anytime`'s, so ``amla report <out>`` writes them again from the summary.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from amla_jax.errors import UserError, one_line
+from amla_jax.report.search_write import summary_markdown, write_search_plots
+from amla_jax.report.searches import SUMMARY, from_summary, mean_std
 
 DEFAULT_ALGOS = "random_space,evolution,local_search,reinforce,bananas"
 
@@ -92,86 +96,11 @@ def compare(algos, seeds: int, queries: int, objective: str, options=None) -> di
             )
             trials.append({"seed": seed, "curve": curve, **returned})
         seconds = time.perf_counter() - start
-        finals = np.array([t["accuracy"] for t in trials])
-        summary["algorithms"][name] = {
-            "seconds": seconds,
-            "mean": float(finals.mean()),
-            "std": float(finals.std(ddof=1)) if seeds > 1 else 0.0,
-            "trials": trials,
-        }
-        print(
-            f"{name}: {finals.mean():.4f} ± {summary['algorithms'][name]['std']:.4f} "
-            f"({seeds} seeds, {seconds:.1f} s)",
-            flush=True,
-        )
+        mean, std = mean_std([t["accuracy"] for t in trials])  # amla report's aggregation
+        summary["algorithms"][name] = {"seconds": seconds, "mean": mean, "std": std}
+        summary["algorithms"][name]["trials"] = trials
+        print(f"{name}: {mean:.4f} ± {std:.4f} ({seeds} seeds, {seconds:.1f} s)", flush=True)
     return summary
-
-
-def report_markdown(summary: dict, wall: float, command: str) -> str:
-    """The comparison's table as Markdown."""
-    lines = [
-        f"# NB201 search comparison: objective `{summary['objective']}`",
-        "",
-        f"`{command}`",
-        "",
-        f"{summary['seeds']} seeds x {summary['queries']} queries per algorithm on "
-        f"`{summary['source']}`; wall time {wall:.1f} s (imports included).",
-        "",
-        "| algorithm | returned arch accuracy (mean ± std) | best | worst | seconds |",
-        "|---|---|---|---|---|",
-    ]
-    for name, entry in summary["algorithms"].items():
-        finals = [t["accuracy"] for t in entry["trials"]]
-        lines.append(
-            f"| {name} | {100 * entry['mean']:.2f} ± {100 * entry['std']:.2f} % | "
-            f"{100 * max(finals):.2f} | {100 * min(finals):.2f} | {entry['seconds']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot(summary: dict, out: Path) -> None:
-    """anytime.png (best-so-far, mean ± std band) and, unless the objective is the
-    baseline accuracy, scatter.png (baseline vs objective of each returned arch)."""
-    from amla_jax.plots.figure import algorithm_colors, new_figure, save_figure  # noqa: PLC0415
-
-    algos = summary["algorithms"]
-    colors = algorithm_colors(list(algos))
-    fig = new_figure(6.4, 4.4)
-    ax = fig.add_subplot()
-    for name, entry in algos.items():
-        curves = 100 * np.array([t["curve"] for t in entry["trials"]])
-        mean, std = curves.mean(0), curves.std(0)
-        x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, color=colors[name], label=name)
-        ax.fill_between(x, mean - std, mean + std, color=colors[name], alpha=0.15)
-    ax.set(xlabel="queries", ylabel=f"best-so-far {summary['objective']} (%)")
-    at = min(9, summary["queries"] - 1)  # the curves after 10 queries set the y range
-    low = min(100 * np.mean([t["curve"][at] for t in e["trials"]]) for e in algos.values())
-    high = max(100 * max(t["curve"][-1] for t in e["trials"]) for e in algos.values())
-    ax.set_ylim(low - 1, high + 0.3)  # the first queries' wide bands would flatten the rest
-    ax.legend(loc="lower right")
-    save_figure(fig, out / "anytime.png")
-    if summary["objective"] == "baseline_accuracy":
-        return
-    fig = new_figure(5.2, 4.6)
-    ax = fig.add_subplot()
-    for name, entry in algos.items():
-        trials = entry["trials"]
-        ax.scatter(
-            [100 * t["baseline_accuracy"] for t in trials],
-            [100 * t["accuracy"] for t in trials],
-            s=12,
-            alpha=0.6,
-            color=colors[name],
-            label=name,
-        )
-    ax.set(
-        xlabel="baseline accuracy (%)",
-        ylabel=f"{summary['objective']} (%)",
-        title="returned architectures",
-    )
-    ax.legend(loc="lower right")
-    save_figure(fig, out / "scatter.png")
 
 
 def main(argv=None) -> int:
@@ -203,12 +132,13 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot(summary, out)
-    wall = time.perf_counter() - start
-    summary["wall_seconds"] = wall
-    (out / "summary.json").write_text(json.dumps(summary) + "\n")
-    command = "python -m amla_jax.compare " + " ".join(argv if argv is not None else sys.argv[1:])
-    (out / "report.md").write_text(report_markdown(summary, wall, command))
+    images = write_search_plots(from_summary(summary), out)
+    summary["wall_seconds"] = wall = time.perf_counter() - start
+    args_text = " ".join(argv if argv is not None else sys.argv[1:])
+    summary["command"] = f"python -m amla_jax.compare {args_text}"
+    (out / SUMMARY).write_text(json.dumps(summary) + "\n")
+    # The same report.md as `amla report <out>` writes from summary.json.
+    (out / "report.md").write_text(summary_markdown(from_summary(summary), images, out))
     print(f"{out}/report.md, wall {wall:.1f} s")
     return 0
 

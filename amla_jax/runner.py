@@ -33,6 +33,7 @@ from amla_jax.rundir import EVALUATOR, SPEC_FILE, replacing, write_text
 from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec
 from amla_jax.strict_json import dumps
+from amla_jax.train.distributed import is_primary
 from amla_jax.validate import check_config, network_of
 
 
@@ -79,7 +80,8 @@ def make_evaluate(cfg: RunConfig, run_dir: Path):
         return factory(load_dataset(cfg.dataset), cfg.optim, cfg.train, run_dir)
     evaluate = factory(column=cfg.evaluator.column)
     meta = {"evaluator": "tabular", "column": cfg.evaluator.column, "source": evaluate.source}
-    write_text(run_dir / EVALUATOR, dumps(meta, indent=1) + "\n")
+    if is_primary():
+        write_text(run_dir / EVALUATOR, dumps(meta, indent=1) + "\n")
     return evaluate
 
 
@@ -98,13 +100,16 @@ def run(cfg: RunConfig) -> SearchOutcome:
     template = template_spec(cfg)
     algorithm = get_algorithm(cfg.algo.name)(cfg.algo, template)
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if is_oneshot(algorithm):
+    if is_oneshot(algorithm):  # one supernet, not candidates (single process)
+        run_dir.mkdir(parents=True, exist_ok=True)
         return run_oneshot_algorithm(algorithm, cfg, run_dir)
+    if is_primary():  # the others train along and write nothing (train.distributed)
+        run_dir.mkdir(parents=True, exist_ok=True)
     evaluate = make_evaluate(cfg, run_dir)
     outcome = run_search(algorithm, evaluate, run_dir, jax.random.key(cfg.seed))
-    with replacing(run_dir / SPEC_FILE) as tmp:
-        save_spec(outcome.best_spec, tmp, amla=False)
+    if is_primary():
+        with replacing(run_dir / SPEC_FILE) as tmp:
+            save_spec(outcome.best_spec, tmp, amla=False)
     return outcome
 
 

@@ -68,10 +68,12 @@ from amla_jax.search_state import (
     pending_retry,
     quiet_absl,
     restore_search_state,  # noqa: F401 (part of this module's public names, as before)
-    resume,
+    resume,  # noqa: F401 (part of this module's public names, as before)
+    resume_everywhere,
     save_search_state,
 )
 from amla_jax.spec import NetworkSpec
+from amla_jax.train.distributed import is_primary
 
 Evaluate = Callable[[NetworkSpec, Any, int], Any]
 
@@ -252,19 +254,20 @@ def run_search(
       SearchInterrupted: on SIGTERM/SIGINT, after the completed candidates are saved.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    out = Console(quiet=not console, highlight=False, soft_wrap=True)
+    # With several processes (amla_jax.train.distributed) all train every candidate and
+    # only process 0 touches the run directory: rows, checkpoints, spec files, output.
+    primary = is_primary()
+    if primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    out = Console(quiet=not (console and primary), highlight=False, soft_wrap=True)
     init_key, search_key = jax.random.split(key)
     # An Orbax save costs ~0.1 s: nothing next to training a candidate, everything next to
     # a table lookup, so a cheap evaluator may ask for a checkpoint every n candidates
     # (rows after the last checkpoint are replayed on resume, not evaluated again).
     every = max(1, int(getattr(evaluate, "checkpoint_every", 1)))
-    with (
-        quiet_absl(),
-        checkpoint_manager(run_dir / SEARCH_DIR) as manager,
-        StopOnSignal() as stop,
-    ):
-        state, rows = resume(algorithm, manager, init_key, search_key, run_dir, out)
+    manager = checkpoint_manager(run_dir / SEARCH_DIR) if primary else contextlib.nullcontext()
+    with quiet_absl(), manager as manager, StopOnSignal() as stop:
+        state, rows = resume_everywhere(algorithm, manager, init_key, search_key, run_dir, out)
         completed = stop.completed = len(rows)
         if rows and algorithm.done(state):
             out.print(
@@ -281,10 +284,11 @@ def run_search(
             row = _evaluated(algorithm, evaluate, spec, eval_key, completed, retry_of)
             told = advance(algorithm, state, asked, spec, row)
             with stop.writing():
-                append_row(run_dir / CANDIDATES, row)
-                faults.point("row")
-                if (completed + 1) % every == 0 or algorithm.done(told):
-                    save_search_state(manager, completed + 1, algorithm.name, told)
+                if primary:
+                    append_row(run_dir / CANDIDATES, row)
+                    faults.point("row")
+                    if (completed + 1) % every == 0 or algorithm.done(told):
+                        save_search_state(manager, completed + 1, algorithm.name, told)
                 rows.append(row)
                 state, completed = told, completed + 1
                 stop.completed = completed
@@ -330,8 +334,9 @@ def _print_candidate(out: Console, row: dict) -> None:
 def _finish(algorithm, state, rows, run_dir: Path, out: Console, status: str) -> SearchOutcome:
     best = algorithm.best(state)
     path = run_dir / BEST_SPEC
-    with replacing(path) as tmp:
-        save_spec(best, tmp, amla=True)
+    if is_primary():
+        with replacing(path) as tmp:
+            save_spec(best, tmp, amla=True)
     best_id = best_candidate(rows)
     out.print(summary_table(rows, best_id, title=f"{algorithm.name}: {len(rows)} candidates"))
     returned = returned_candidate(rows, best)

@@ -36,6 +36,7 @@ from amla_jax.rundir import (
     read_candidates,
     write_candidates,
 )
+from amla_jax.train.distributed import broadcast_json, checkpoint_processes, is_primary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +70,14 @@ def checkpoint_manager(directory: Path):
     """The Orbax manager of a run's search-state checkpoints (the last two kept)."""
     import orbax.checkpoint as ocp  # noqa: PLC0415 (slow import)
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False)
+    # Created here: Orbax refuses to create it when only some processes take part.
+    directory.mkdir(parents=True, exist_ok=True)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=2,
+        create=False,
+        enable_async_checkpointing=False,
+        multiprocessing_options=checkpoint_processes(),
+    )
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
@@ -165,4 +173,18 @@ def resume(algorithm, manager, init_key, search_key, run_dir: Path, out: Console
         save_search_state(manager, replayed, algorithm.name, state)
         out.print(f"recovered candidates {completed}..{replayed - 1} from {path} (not retrained)")
     prune_metrics(run_dir, replayed)
+    return state, rows
+
+
+def resume_everywhere(algorithm, manager, init_key, search_key, run_dir: Path, out: Console):
+    """`resume` on process 0 (``manager`` is None elsewhere); with several processes
+    (`amla_jax.train.distributed`) the others receive its rows and replay them, so every
+    process continues the search from the same state without reading the run directory."""
+    rows = None
+    if is_primary():
+        state, rows = resume(algorithm, manager, init_key, search_key, run_dir, out)
+    rows = broadcast_json(rows)
+    if not is_primary():
+        state = algorithm.init(init_key)
+        state, _ = _replay(algorithm, state, search_key, rows, 0, run_dir / CANDIDATES)
     return state, rows

@@ -66,13 +66,32 @@ def test_bad_spec_files(tmp_path):
     )
 
 
-def test_missing_tfds_dataset_says_how_to_prepare_it(tmp_path):
-    proc = amla(
+def test_offline_first_use_of_cifar10_says_where_to_place_the_file(tmp_path):
+    # The first use downloads the published archive; without network that is one line
+    # naming the URL and the folder to put the file in by hand.
+    argv = [
         "dataset=cifar10",
         f"dataset.data_dir={tmp_path / 'tfds'}",
         f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    script = (
+        "import sys, urllib.error\n"
+        "from amla_jax.data import download\n"
+        "def offline(url):\n"
+        "    raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')\n"
+        "download.open_url = offline\n"
+        "from amla_jax.__main__ import main\n"
+        f"sys.argv = ['amla_jax', *{argv!r}]\n"
+        "main()\n"
     )
-    _assert_user_error(proc, "cifar10", "prepare")
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    manual = tmp_path / "tfds" / "downloads" / "manual"
+    _assert_user_error(
+        proc, "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", f"{manual}/"
+    )
 
 
 def test_evolution_on_the_table_records_its_source(tmp_path):

@@ -12,6 +12,7 @@ from amla_jax.algos import get_algorithm  # noqa: E402
 from amla_jax.compare import main, run_trial  # noqa: E402
 from amla_jax.config import AlgoConfig  # noqa: E402
 from amla_jax.evaluators.tabular import make_tabular_evaluator  # noqa: E402
+from amla_jax.report import main as report_main  # noqa: E402
 from amla_jax.spaces import get_space  # noqa: E402
 
 
@@ -42,4 +43,8 @@ def test_the_command_writes_a_report(tmp_path):
     assert len(summary["algorithms"]["evolution"]["trials"][0]["curve"]) == 12
     assert "random_space" in (out / "report.md").read_text()
     assert (out / "anytime.png").exists() and (out / "scatter.png").exists()
+    # One implementation: amla report writes the same report.md from summary.json.
+    assert report_main([str(out), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "report.md").read_text() == (out / "report.md").read_text()
+    assert summary["command"].startswith("python -m amla_jax.compare --algos")
     assert main([*args, "--objective", "nope", "--out", str(out)]) == 2

@@ -3,6 +3,7 @@ derivative through the unrolled step, and DARTS' state and step on a toy superne
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from oneshot_toy import make_toy_supernet
@@ -68,3 +69,28 @@ def test_second_order_hypergradient_matches_the_exact_unrolled_derivative():
         assert error < tolerance
         assert _norm(_minus(grad_at_unrolled, exact)) / scale > 10 * tolerance
         assert _norm(_minus(first_order, exact)) / scale > 10 * tolerance
+
+
+def test_second_order_step_updates_alphas_with_the_hypergradient():
+    from fakes import template_spec
+
+    from amla_jax.algos import get_algorithm
+    from amla_jax.config import AlgoConfig
+
+    supernet = make_toy_supernet()
+    keys = jax.random.split(jax.random.key(1), 4)
+    batch_a = (jax.random.normal(keys[0], (8, 8, 8, 1)), jax.random.randint(keys[1], (8,), 0, 10))
+    batch_b = (jax.random.normal(keys[2], (8, 8, 8, 1)), jax.random.randint(keys[3], (8,), 0, 10))
+    alphas = {}
+    for order in (1, 2):
+        algorithm = get_algorithm("darts")(
+            AlgoConfig("darts", 1, {"order": order}), template_spec()
+        )
+        method = algorithm.make_method(10)
+        state = method.init(keys[0], supernet, batch_a[0])
+        state, metrics = jax.jit(method.step)(state, batch_a, batch_b, keys[1])
+        assert int(state.step) == 1 and float(metrics["train/learning_rate"]) == pytest.approx(0.025)
+        alphas[order] = np.asarray(state.alphas["cell"])
+    # Adam's first step moves every alpha by ~lr * sign(gradient): the orders' gradients
+    # differ in sign somewhere, and both moved away from the shared initial alphas.
+    assert not np.array_equal(alphas[1], alphas[2])

@@ -210,18 +210,19 @@ def test_unknown_dataset_lists_valid_names():
     assert isinstance(caught.value, ValueError) and "\n" not in str(caught.value)
 
 
-def test_missing_tfds_dataset_says_how_to_prepare(tmp_path):
+def test_missing_imagenet_says_how_to_prepare(tmp_path):
+    # The other tfds sets prepare themselves on first use (tests/test_prepare.py).
     with pytest.raises(DataError) as caught:
-        load_dataset(DataConfig(name="cifar10", data_dir=str(tmp_path)))
+        load_dataset(DataConfig(name="imagenet2012", data_dir=str(tmp_path)))
     message = str(caught.value)
     assert "not prepared" in message and "\n" not in message
-    assert f"python -m amla_jax.data.prepare cifar10 --data_dir {tmp_path}" in message
-    assert "cifar-10-binary.tar.gz" in message
+    assert f"python -m amla_jax.data.prepare imagenet2012 --data_dir {tmp_path}" in message
+    assert "ILSVRC2012_img_train.tar" in message
 
 
 def test_prepare_without_tensorflow_exits_with_hint(monkeypatch, capsys):
     monkeypatch.setattr(prepare, "missing_prepare_modules", lambda: ["tensorflow"])
-    assert prepare.main(["mnist", "--data_dir", "/nonexistent"]) == 2
+    assert prepare.main(["imagenet2012", "--data_dir", "/nonexistent"]) == 2
     assert "pip install -e .[prepare]" in capsys.readouterr().err
 
 

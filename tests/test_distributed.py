@@ -77,3 +77,70 @@ def test_two_processes_train_one_network_with_one_process_losses(tmp_path):
     assert _losses(tmp_path / "p0") == pytest.approx(_losses(reference), rel=1e-5)
     expected = json.loads(one.stdout.strip().splitlines()[-1])["metrics"]
     assert two["metrics"] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def _cli(run_dir, spec, env) -> subprocess.Popen:
+    args = [
+        "algo=fixed",
+        f"spec={spec}",
+        "train.steps=3",
+        "train.batch_size=16",
+        "train.eval_batch_size=64",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.bn_calibration_batches=2",
+        f"hydra.run.dir={run_dir}",
+    ]
+    return subprocess.Popen([sys.executable, "-m", "amla_jax", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _finish(procs) -> list[str]:
+    try:
+        outs = [p.communicate(timeout=900) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    return [out for out, _ in outs]
+
+
+@pytest.mark.slow
+def test_the_cli_as_two_processes_writes_one_run_dir_with_one_process_results(tmp_path):
+    """`python -m amla_jax` started twice with AMLA_JAX_* set trains one network over both
+    processes: one run directory, written by process 0 alone, holding what one process
+    with two devices writes over the same global batches."""
+    from conftest import TINY_NETWORK  # noqa: PLC0415
+
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(TINY_NETWORK))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    _finish([_cli(tmp_path / "one", spec, _env(2, TMPDIR=str(scratch)))])
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [
+        _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
+                                          AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
+        for pid in range(2)
+    ]  # fmt: skip
+    outs = _finish(procs)
+    assert "candidate 0:" in outs[0] and "candidate" not in outs[1]  # 1 prints no table
+    assert list(scratch.iterdir()) == []  # process 1's Hydra scratch folder is gone
+    (one,) = rundir.read_candidates(tmp_path / "one" / rundir.CANDIDATES)
+    (two,) = rundir.read_candidates(tmp_path / "two" / rundir.CANDIDATES)
+    assert two["metrics"] == pytest.approx(one["metrics"], rel=1e-4, abs=1e-5)
+    assert len(_losses(tmp_path / "two")) == 3  # written once, not once per process
+    assert _losses(tmp_path / "two") == pytest.approx(_losses(tmp_path / "one"), rel=1e-5)
+    written = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert written == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert (tmp_path / "two" / "checkpoints" / "candidate_0").is_dir()
+    # Rerun: process 0 resumes from the run directory, process 1 from the rows it sends.
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [
+        _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
+                                          AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
+        for pid in range(2)
+    ]  # fmt: skip
+    assert "already finished" in _finish(procs)[0]
+    assert len(rundir.read_candidates(tmp_path / "two" / rundir.CANDIDATES)) == 1

@@ -45,6 +45,61 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     assert len(_rows(tmp_path)) == 1
 
 
+def test_first_cifar10_run_downloads_and_prepares_then_later_runs_read(tmp_path):
+    """`python -m amla_jax algo=nac dataset=cifar10 debug=smoke` in a fresh data dir, no
+    TensorFlow, the download faked (tiny files in CIFAR's published binary format): the
+    first run obtains and prepares the data itself; a second run downloads nothing and
+    finds the same candidates."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from conftest import ROOT  # noqa: PLC0415
+    from published_fakes import install_in_subprocess, write_published  # noqa: PLC0415
+
+    write_published("cifar10", tmp_path / "web", num_train=80, num_test=24)
+    log = tmp_path / "fetched.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+
+    def run(run_dir):
+        argv = [
+            "algo=nac",
+            "dataset=cifar10",
+            f"dataset.data_dir={tmp_path / 'tfds'}",
+            "debug=smoke",
+            "model.network.stem.0.0.outputs=8",
+            "algo.options.layers_per_stage=[1,1,1]",
+            "~algo.options.envelopecell",  # two branch types: a quick compile at 32x32
+            "+algo.options.envelopecell={Branch1:1x1,Branch2:3x3sep}",
+            f"hydra.run.dir={run_dir}",
+        ]
+        script = install_in_subprocess("cifar10", tmp_path / "web", log) + (
+            "import sys\n"
+            "from amla_jax.__main__ import main\n"
+            f"sys.argv = ['amla_jax', *{argv!r}]\n"
+            "main()\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return _rows(run_dir)
+
+    first = run(tmp_path / "run1")
+    assert log.read_text().split() == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
+    assert (tmp_path / "tfds" / "cifar10" / "3.0.2" / "dataset_info.json").is_file()
+    assert [r["id"] for r in first] == [0, 1] and first[1]["num_params"] != first[0]["num_params"]
+    second = run(tmp_path / "run2")
+    assert len(log.read_text().split()) == 1  # prepared files read, nothing downloaded
+    key = ("num_params", "metrics")
+    assert [{k: r[k] for k in key} for r in second] == [{k: r[k] for k in key} for r in first]
+
+
 def test_nac_on_cifar10_runs_end_to_end_under_tfds_mock(tmp_path):
     """`python -m amla_jax algo=nac dataset=cifar10` through the real tfds code path
     (tfds.testing.mock_data: random examples with CIFAR-10's real features), tiny budget."""

@@ -21,6 +21,7 @@ JAX_FREE = [
     "amla_jax.rundir",
     "amla_jax.run_record",
     "amla_jax.report",
+    "amla_jax.plots",
     "amla_jax.tasks",
     "amla_jax.tasks.cli",
     "amla_jax.selection",

@@ -33,9 +33,6 @@ import numpy as np
 from amla_jax.algos.base import Algorithm, AlgorithmError
 from amla_jax.algos.space_search import (
     SpaceSearch,
-    append,
-    arch_at,
-    best_of,
     decode,
     describe_state,
     split_key,
@@ -128,7 +125,6 @@ def make_bananas(cfg, template) -> Algorithm:
     o, width, space = search.options, search.width, search.space
     if o["initial"] < 2 or min(o["ensemble"], o["batch"], o["candidates"], o["parents"]) < 1:
         raise AlgorithmError("algo.options: bananas needs initial >= 2 and positive sizes")
-    iterations = int(cfg.iterations)
 
     def program():
         return ensemble_program(o["ensemble"], o["hidden"], o["epochs"], o["learning_rate"])
@@ -182,14 +178,7 @@ def make_bananas(cfg, template) -> Algorithm:
         return search.spec(arch), state._replace(queue=queue)
 
     def tell(state, spec, result):
-        archs, scores = append(
-            state.archs, state.scores, space.from_spec(spec), search.objective(result)
-        )
-        return BananasState(
-            state.iteration + 1, archs, scores, best_of(scores), state.queue[width:]
-        )
+        history = search.record(state, spec, result)
+        return BananasState(state.iteration + 1, *history, state.queue[width:])
 
-    def best(state):
-        return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
-
-    return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
+    return search.algorithm(cfg, init, ask, tell)

@@ -17,34 +17,11 @@ Synopsis::
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import numpy as np
 
 from amla_jax.algos.base import Algorithm, AlgorithmError
-from amla_jax.algos.space_search import (
-    SpaceSearch,
-    append,
-    arch_at,
-    best_of,
-    decode,
-    describe_state,
-    split_key,
-)
+from amla_jax.algos.space_search import HistoryState, SpaceSearch, decode, split_key
 from amla_jax.spaces.base import key_to_rng
-
-
-class EvolutionState(NamedTuple):
-    """iteration; archs/scores: the history (`space_search.append`), whose last
-    ``population`` entries are the population; best_index."""
-
-    iteration: int
-    archs: str
-    scores: str
-    best_index: int
-
-    def to_json(self) -> dict[str, Any]:
-        return describe_state(self)
 
 
 def make_evolution(cfg, template) -> Algorithm:
@@ -55,11 +32,7 @@ def make_evolution(cfg, template) -> Algorithm:
         raise AlgorithmError(
             f"algo.options.tournament: {tournament} must be in 1..population ({size})"
         )
-    iterations, width = int(cfg.iterations), search.width
-
-    def init(key) -> EvolutionState:
-        del key
-        return EvolutionState(0, "", "", -1)
+    width = search.width
 
     def ask(key, state):
         if state.iteration < size:
@@ -73,11 +46,6 @@ def make_evolution(cfg, template) -> Algorithm:
         return search.spec(search.space.mutate(child_key, arch)), state
 
     def tell(state, spec, result):
-        arch = search.space.from_spec(spec)
-        archs, scores = append(state.archs, state.scores, arch, search.objective(result))
-        return EvolutionState(state.iteration + 1, archs, scores, best_of(scores))
+        return state.told(search, spec, result)
 
-    def best(state):
-        return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
-
-    return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
+    return search.algorithm(cfg, HistoryState.empty, ask, tell)

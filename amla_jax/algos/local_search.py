@@ -22,8 +22,6 @@ from typing import Any, NamedTuple
 from amla_jax.algos.base import Algorithm, AlgorithmError
 from amla_jax.algos.space_search import (
     SpaceSearch,
-    append,
-    arch_at,
     best_of,
     decode,
     describe_state,
@@ -52,7 +50,7 @@ def make_local_search(cfg, template) -> Algorithm:
     initial, width = search.options["initial"], search.width
     if initial < 1:
         raise AlgorithmError(f"algo.options.initial: {initial} must be at least 1")
-    iterations, space = int(cfg.iterations), search.space
+    space = search.space
 
     def settle(current: int, archs, scores) -> tuple[int, str]:
         """The current arch and its unevaluated neighbours, moving while all are known."""
@@ -76,9 +74,7 @@ def make_local_search(cfg, template) -> Algorithm:
         return search.spec(tuple(int(c) for c in state.pending[:width])), state
 
     def tell(state, spec, result):
-        archs_text, scores_text = append(
-            state.archs, state.scores, space.from_spec(spec), search.objective(result)
-        )
+        archs_text, scores_text, best_index = search.record(state, spec, result)
         iteration = state.iteration + 1
         archs, scores = decode(archs_text, scores_text, width)
         current, pending = state.current, state.pending[width:]
@@ -88,11 +84,6 @@ def make_local_search(cfg, template) -> Algorithm:
             current, pending = iteration - 1, ""  # the restart sample
         if iteration >= initial and not pending:
             current, pending = settle(current, archs, scores)
-        return LocalSearchState(
-            iteration, archs_text, scores_text, best_of(scores_text), current, pending
-        )
+        return LocalSearchState(iteration, archs_text, scores_text, best_index, current, pending)
 
-    def best(state):
-        return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
-
-    return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
+    return search.algorithm(cfg, init, ask, tell)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from amla_jax.algos.base import Algorithm
-from amla_jax.algos.space_search import SpaceSearch, append, arch_at, best_of, describe_state
+from amla_jax.algos.space_search import SpaceSearch, describe_state
 from amla_jax.spaces.base import key_to_rng
 
 
@@ -58,7 +58,6 @@ def make_reinforce(cfg, template) -> Algorithm:
 
     choices = search.space.choices
     offsets = np.cumsum((0, *choices))
-    iterations = int(cfg.iterations)
 
     def probabilities(logits: np.ndarray) -> list[np.ndarray]:
         out = []
@@ -88,9 +87,7 @@ def make_reinforce(cfg, template) -> Algorithm:
 
     def tell(state, spec, result):
         arch = search.space.from_spec(spec)
-        score = search.objective(result)
-        archs, scores = append(state.archs, state.scores, arch, score)
-        reward = 100.0 * score
+        reward = 100.0 * search.objective(result)
         baseline = reward if state.iteration == 0 else state.baseline
         logits, count, mu, nu = json.loads(state.policy)
         logits = np.asarray(logits, np.float32)
@@ -109,14 +106,9 @@ def make_reinforce(cfg, template) -> Algorithm:
         ]
         return ReinforceState(
             state.iteration + 1,
-            archs,
-            scores,
-            best_of(scores),
+            *search.record(state, spec, result),
             json.dumps(policy),
             float(decay * baseline + (1 - decay) * reward),
         )
 
-    def best(state):
-        return search.spec(arch_at(cfg.name, state.archs, width, state.best_index))
-
-    return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
+    return search.algorithm(cfg, init, ask, tell)

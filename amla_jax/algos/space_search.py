@@ -25,11 +25,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from amla_jax.algos.base import AlgorithmError
+from amla_jax.algos.base import Algorithm, AlgorithmError
 from amla_jax.spaces import SearchSpace, get_space
 from amla_jax.spaces.base import key_to_rng
 
@@ -119,6 +119,46 @@ class SpaceSearch:
     @property
     def width(self) -> int:
         return len(self.space.choices)
+
+    def record(self, state, spec, result) -> tuple[str, str, int]:
+        """``state``'s history with the told ``(spec, result)`` appended: ``(archs, scores,
+        best_index)``, the three history fields every space search's state starts with."""
+        archs, scores = append(
+            state.archs, state.scores, self.space.from_spec(spec), self.objective(result)
+        )
+        return archs, scores, best_of(scores)
+
+    def algorithm(self, cfg, init, ask, tell) -> Algorithm:
+        """An `Algorithm` over ``init``/``ask``/``tell`` that is done after
+        ``cfg.iterations`` evaluations and returns the best arch of the history."""
+        iterations = int(cfg.iterations)
+
+        def best(state):
+            return self.spec(arch_at(cfg.name, state.archs, self.width, state.best_index))
+
+        return Algorithm(cfg.name, init, ask, tell, lambda s: s.iteration >= iterations, best)
+
+
+class HistoryState(NamedTuple):
+    """The state of a search that needs only its history (random, evolution): iteration
+    (archs evaluated); archs/scores (`append`); best_index (-1 before the first)."""
+
+    iteration: int
+    archs: str
+    scores: str
+    best_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return describe_state(self)
+
+    @classmethod
+    def empty(cls, key=None) -> HistoryState:
+        del key  # the history starts empty whatever the key
+        return cls(0, "", "", -1)
+
+    def told(self, search: SpaceSearch, spec, result) -> HistoryState:
+        """This history with ``(spec, result)`` recorded."""
+        return HistoryState(self.iteration + 1, *search.record(self, spec, result))
 
 
 # The history is two strings, so the state stays a fixed pytree of str leaves and reading

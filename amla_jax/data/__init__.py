@@ -2,8 +2,9 @@
 
 ``digits`` (scikit-learn, bundled) and ``synthetic`` work offline; ``cifar10``,
 ``cifar100``, ``mnist``, ``fashion_mnist`` and ``imagenet2012`` are read from prepared
-tensorflow-datasets through ``tfds.data_source`` and grain, without TensorFlow (prepare
-them once with ``python -m amla_jax.data.prepare``).
+tensorflow-datasets through ``tfds.data_source`` and grain, without TensorFlow; all but
+ImageNet are downloaded and prepared on first use, also without TensorFlow
+(`amla_jax.data.tfds_build`).
 
 Synopsis:
     from amla_jax.data import DataConfig, load_dataset

@@ -1,8 +1,10 @@
 """Prepare a tensorflow-datasets dataset once, in the ArrayRecord format training reads.
 
-Preparing needs TensorFlow (``pip install -e .[prepare]``); training afterwards does
-not. Offline, put the source archives in ``<data_dir>/downloads/manual/`` (or pass
-``--manual_dir``); ImageNet always needs them there.
+cifar10, cifar100, mnist and fashion_mnist need no TensorFlow (`amla_jax.data.tfds_build`;
+training also prepares them on first use, so this command is only needed to prepare
+ahead, e.g. on a login node with network). ImageNet needs TensorFlow
+(``pip install -e .[prepare]``) and its archives downloaded by hand. Offline, put the
+published files in ``<data_dir>/downloads/manual/`` (or pass ``--manual_dir``).
 
 Synopsis:
     python -m amla_jax.data.prepare cifar10 --data_dir ~/tensorflow_datasets
@@ -17,18 +19,19 @@ import os
 import sys
 
 from amla_jax.data.base import DataError
+from amla_jax.data.tfds_build import prepare_published
 from amla_jax.data.tfds_source import TFDS_DATASETS, open_source, resolve_data_dir
 
 _PREPARE_MODULES = ("tensorflow", "importlib_resources")
 
 
 def missing_prepare_modules() -> list[str]:
-    """Returns the modules that preparing needs but that are not installed."""
+    """Returns the modules that preparing ImageNet needs but that are not installed."""
     return [name for name in _PREPARE_MODULES if importlib.util.find_spec(name) is None]
 
 
 def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> dict:
-    """Downloads (or reads from ``manual_dir``) and prepares dataset ``name``.
+    """Downloads (or reads from ``manual_dir``) and prepares dataset ``name`` (once).
 
     Args:
         name: A tfds-backed dataset name, e.g. "cifar10".
@@ -40,11 +43,16 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
         Number of examples per prepared split, e.g. ``{"train": 50000, "test": 10000}``.
 
     Raises:
-        DataError: Unknown name, or TensorFlow is not installed.
+        DataError: Unknown name, files that cannot be obtained, or (ImageNet)
+            TensorFlow is not installed.
     """
     if name not in TFDS_DATASETS:
         valid = ", ".join(sorted(TFDS_DATASETS))
         raise DataError(f"unknown tfds dataset {name!r}; valid names: {valid}")
+    spec = TFDS_DATASETS[name]
+    data_dir = resolve_data_dir(data_dir)
+    if not spec.manual_only:
+        return prepare_published(spec.tfds_name, data_dir, manual_dir)
     missing = missing_prepare_modules()
     if missing:
         raise DataError(
@@ -53,9 +61,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
         )
     import tensorflow_datasets as tfds
 
-    data_dir = resolve_data_dir(data_dir)
     manual_dir = os.path.expanduser(manual_dir or os.path.join(data_dir, "downloads", "manual"))
-    spec = TFDS_DATASETS[name]
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     builder.download_and_prepare(
         file_format="array_record",

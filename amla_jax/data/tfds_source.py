@@ -1,9 +1,12 @@
 """tensorflow-datasets image classification sets, read without TensorFlow.
 
 Examples are read by random access from prepared ArrayRecord files through
-``tfds.data_source`` (images decoded by PIL), so training needs no TensorFlow. Only
-preparing a dataset needs it, see `amla_jax.data.prepare`. The validation split is a
-fixed random subset of the training split chosen by ``split_seed``.
+``tfds.data_source`` (images decoded by PIL), so training needs no TensorFlow. The
+first use of cifar10, cifar100, mnist or fashion_mnist in a data dir downloads the
+published files and prepares them, also without TensorFlow (`amla_jax.data.tfds_build`);
+later uses read the prepared files. ImageNet must be downloaded by hand and prepared
+with TensorFlow, see `amla_jax.data.prepare`. The validation split is a fixed random
+subset of the training split chosen by ``split_seed``.
 
 ImageNet images vary in size: each is resized so its shorter side is ``image_size``
 (default 256) and its centre square is kept; training then random-crops (and flips)
@@ -11,7 +14,8 @@ ImageNet images vary in size: each is resized so its shorter side is ``image_siz
 
 Synopsis:
     ds = load_tfds(TFDS_DATASETS["cifar10"], DataConfig(name="cifar10", data_dir="~/tfds"))
-    # not prepared -> DataError: dataset 'cifar10' is not prepared in ...: run ...
+    # first time: downloads cifar-10-binary.tar.gz (a progress bar), prepares, then loads
+    # offline -> DataError: cannot download https://...: ... place cifar-10-binary.tar.gz in ...
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ class TfdsSpec:
         image_shape: (H, W, C) of every image, or None when sizes vary (ImageNet).
         test_split: The tfds split used as our test split.
         manual_files: The files that prepare the dataset offline from ``manual_dir``.
-        manual_only: The files cannot be downloaded automatically.
+        manual_only: The files cannot be downloaded automatically (and preparing
+            needs TensorFlow); the others are obtained and prepared on first use.
     """
 
     tfds_name: str
@@ -87,27 +92,31 @@ def prepare_hint(name: str, data_dir: str) -> str:
     """One line telling the user how to prepare dataset ``name`` in ``data_dir``."""
     spec = TFDS_DATASETS[name]
     manual_dir = os.path.join(data_dir, "downloads", "manual")
-    where = "manual download required" if spec.manual_only else "offline"
-    return (
-        f"run `pip install -e .[prepare]` then "
-        f"`python -m amla_jax.data.prepare {name} --data_dir {data_dir}` "
-        f"({where}: put {spec.manual_files} in {manual_dir}/)"
-    )
+    command = f"`python -m amla_jax.data.prepare {name} --data_dir {data_dir}`"
+    if spec.manual_only:
+        return (
+            f"manual download required: put {spec.manual_files} in {manual_dir}/, then run "
+            f"`pip install -e .[prepare]` and {command}"
+        )
+    return f"run {command} (offline: put {spec.manual_files} in {manual_dir}/)"
 
 
-def open_source(name: str, split: str, data_dir: str) -> RecordSource:
-    """Opens one split of a prepared tfds dataset for random access.
+def open_source(name: str, split: str, data_dir: str, prepare: bool = True) -> RecordSource:
+    """Opens one split of a tfds dataset for random access, preparing it if it can.
 
     Args:
         name: A key of `TFDS_DATASETS`.
         split: The tfds split name.
         data_dir: The tfds data dir.
+        prepare: Obtain and prepare the dataset when it is not prepared (every dataset
+            but ImageNet; see `amla_jax.data.tfds_build`).
 
     Returns:
         The ``tfds.data_source`` of that split.
 
     Raises:
-        DataError: The dataset is not prepared, or not in the ArrayRecord format.
+        DataError: The dataset is not prepared and cannot be (no network: the message
+            names the URL and where to place the file), or not in the ArrayRecord format.
     """
     import tensorflow_datasets as tfds
 
@@ -116,6 +125,11 @@ def open_source(name: str, split: str, data_dir: str) -> RecordSource:
         return tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
     except Exception as error:
         if not tfds.builder(tfds_name, data_dir=data_dir).is_prepared():
+            if prepare and not TFDS_DATASETS[name].manual_only:
+                from amla_jax.data.tfds_build import prepare_published  # noqa: PLC0415
+
+                prepare_published(tfds_name, data_dir)
+                return open_source(name, split, data_dir, prepare=False)
             message = f"dataset {name!r} is not prepared in {data_dir}: "
             raise DataError(message + prepare_hint(name, data_dir)) from error
         if isinstance(error, NotImplementedError):
@@ -161,8 +175,8 @@ def load_tfds(spec: TfdsSpec, cfg: DataConfig) -> Dataset:
         The dataset.
 
     Raises:
-        DataError: The config is invalid or the dataset is not prepared (the message
-            says how to prepare it).
+        DataError: The config is invalid, or the dataset is not prepared and cannot be
+            prepared here (the message says how to).
     """
     check_config(cfg)
     data_dir = resolve_data_dir(cfg.data_dir)

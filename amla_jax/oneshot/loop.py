@@ -188,6 +188,21 @@ def _epoch_row(method, supernet, state, epoch, train, score, table, key) -> dict
     }
 
 
+def _resume(method, manager, fresh, run_dir: Path, epochs: int, out: Console):
+    """``(state, rows, completed epochs)`` where the run directory left off."""
+    path = run_dir / EPOCHS
+    state, done = records.restore_state(manager, method.name, fresh)
+    rows = read_epochs(run_dir)
+    if [r["epoch"] for r in rows[:done]] != list(range(done)):
+        raise records.RunDirError(f"{path}: rows do not cover epochs 0..{done - 1}")
+    write_candidates(path, rows)  # drops a half-written last line
+    if done >= epochs:
+        out.print(f"{method.name} search in {run_dir} is already finished; nothing to do.")
+    elif done:
+        out.print(f"resuming {method.name} search in {run_dir} after {done} epochs")
+    return state, rows, done
+
+
 def run_oneshot(
     method, supernet, dataset, options, run_dir, key, *, template=None, console: bool = True
 ) -> SearchOutcome:
@@ -223,16 +238,8 @@ def run_oneshot(
         StopOnSignal("epochs") as stop,
     ):
         fresh = method.init(init_key, supernet, example)
-        state, done = records.restore_state(manager, method.name, fresh)
-        rows = read_epochs(run_dir)
-        if [r["epoch"] for r in rows[:done]] != list(range(done)):
-            raise records.RunDirError(f"{path}: rows do not cover epochs 0..{done - 1}")
-        write_candidates(path, rows)  # drops a half-written last line
+        state, rows, done = _resume(method, manager, fresh, run_dir, options.epochs, out)
         stop.completed = done
-        if done >= options.epochs:
-            out.print(f"{method.name} search in {run_dir} is already finished; nothing to do.")
-        elif done:
-            out.print(f"resuming {method.name} search in {run_dir} after {done} epochs")
         for epoch in range(done, options.epochs):
             stop.check()
             began = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The report folder: ``report.md`` and its PNGs (accuracy vs time, progress, networks).
+"""The report folder: ``report.md`` and its PNGs (accuracy vs time, progress, networks;
+for tabular runs also the search comparison of `amla_jax.report.search_write`).
 
 matplotlib is imported only when plots are drawn (`amla_jax.plots`), so the table alone
 needs neither it nor JAX.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from amla_jax.report.markdown import common_root, report_markdown
 from amla_jax.report.runs import collect
+from amla_jax.report.search_write import search_section
 from amla_jax.report.table import DEFAULT_COLUMNS, Comparison, compare
 from amla_jax.run_record import RunRecord
 
@@ -100,5 +102,6 @@ def write_records(
     out_dir.mkdir(parents=True, exist_ok=True)
     images = write_plots(records, out_dir) if plots else {}
     path = out_dir / "report.md"
-    path.write_text(report_markdown(comparison, records, images, out_dir))
+    text = report_markdown(comparison, records, images, out_dir)
+    path.write_text(text + search_section(records, out_dir, plots))  # "" unless tabular runs
     return path

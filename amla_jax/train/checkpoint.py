@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jax
 
+from amla_jax.train.distributed import checkpoint_processes
 from amla_jax.train.state import TrainState
 
 
@@ -27,5 +28,5 @@ def save_train_state(state: TrainState, path: str | Path) -> None:
         "ema_params": state.ema_params,
         "opt_state": state.opt_state,
     }
-    with ocp.StandardCheckpointer() as checkpointer:
+    with ocp.StandardCheckpointer(multiprocessing_options=checkpoint_processes()) as checkpointer:
         checkpointer.save(Path(path).absolute(), jax.device_get(tree), force=True)

@@ -22,10 +22,12 @@ Synopsis::
     initialize_from_environment()     # True where jax.distributed was initialised
     if is_primary():
         ...                           # write the run directory
+    rows = broadcast_json(rows)       # process 0's value, on every process
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -94,3 +96,35 @@ def is_primary() -> bool:
     import jax  # noqa: PLC0415
 
     return jax.process_index() == 0
+
+
+def broadcast_json(value):
+    """Process 0's ``value`` (anything JSON can hold), returned on every process.
+
+    With one process it is ``value`` itself; otherwise every process must call it (a
+    collective), and the other processes' ``value`` is ignored.
+    """
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    if jax.process_count() == 1:
+        return value
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8) if is_primary() else None
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(0 if data is None else data.size)))
+    buffer = np.zeros(size, np.uint8) if data is None else data
+    return json.loads(bytes(np.asarray(multihost_utils.broadcast_one_to_all(buffer))))
+
+
+def checkpoint_processes():
+    """Orbax's multiprocessing options for checkpoints that process 0 alone writes.
+
+    Orbax expects every process to take part in a save (it waits at barriers): with
+    several processes, only process 0 is declared active, so it saves alone.
+    """
+    import jax  # noqa: PLC0415
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    return ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})

@@ -20,6 +20,7 @@ import jax
 from amla_jax.algos.oneshot import DartsOptions
 from amla_jax.oneshot.darts import make_darts_method
 from amla_jax.oneshot.supernet import make_supernet
+from amla_jax.runner import prefer_fast_compiles
 
 
 def time_order(order: int, args) -> float:
@@ -52,6 +53,7 @@ def time_order(order: int, args) -> float:
 
 
 def main() -> None:
+    prefer_fast_compiles()  # XLA -O1 on CPU, as a search compiles it (the runner's choice)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--order", type=int, nargs="+", default=[1])
     parser.add_argument("--channels", type=int, default=16)
