@@ -59,15 +59,15 @@ def test_registry_is_a_plain_dict_of_every_algorithm():
     assert type(ALGORITHMS) is dict
     assert set(ALGORITHMS) == {
         *("bananas", "evolution", "fixed", "local_search", "nac", "nac_worst", "random"),
-        *("random_space", "reinforce", "darts"),
+        *("random_space", "reinforce", "darts", "enas"),
     }
-    assert set(ALGORITHMS) - set(ASK_TELL) == {"darts"}
+    assert set(ALGORITHMS) - set(ASK_TELL) == {"darts", "enas"}
 
 
 def test_unknown_algorithm_is_a_user_error_listing_the_valid_names():
     with pytest.raises(
         AlgorithmError,
-        match="'nope'; valid: bananas, darts, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
+        match="'nope'; valid: bananas, darts, enas, evolution, fixed, local_search, nac, nac_worst, random, random_space, reinforce$",
     ):
         get_algorithm("nope")
     assert issubclass(AlgorithmError, UserError)

@@ -141,12 +141,23 @@ EXPERIMENTS = {
 }
 
 
-# Experiments that run a search rather than train one paper network.
-SEARCH_EXPERIMENTS = ("darts_search_cifar10",)
+# one-shot search experiment -> (algo, search space, dataset name, epochs, batch size).
+SEARCH_EXPERIMENTS = {
+    "darts_search_cifar10": ("darts", "darts", "cifar10", 50, 64),
+    "enas_search_cifar10": ("enas", "darts", "cifar10", 150, 160),
+}
 
 
 def test_every_experiment_is_listed_here():
-    assert sorted([*EXPERIMENTS, *SEARCH_EXPERIMENTS]) == _options("experiment")
+    assert sorted({**EXPERIMENTS, **SEARCH_EXPERIMENTS}) == _options("experiment")
+
+
+@pytest.mark.parametrize("experiment, picks", sorted(SEARCH_EXPERIMENTS.items()))
+def test_search_experiments_run_a_paper_scale_one_shot_search(experiment, picks):
+    run = run_config(f"experiment={experiment}")
+    options = run.algo.options
+    got = (run.algo.name, options["space"], run.dataset.name, options["epochs"])
+    assert (*got, options["batch_size"]) == picks
 
 
 def test_darts_search_cifar10_is_the_papers_search():

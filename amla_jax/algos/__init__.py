@@ -14,6 +14,7 @@ which the runner drives with `amla_jax.oneshot.loop.run_oneshot`.
 
 from amla_jax.algos.bananas import make_bananas
 from amla_jax.algos.base import Algorithm, AlgorithmError, AlgorithmFactory
+from amla_jax.algos.enas import make_enas
 from amla_jax.algos.evolution import make_evolution
 from amla_jax.algos.fixed import make_fixed
 from amla_jax.algos.local_search import make_local_search
@@ -25,8 +26,9 @@ from amla_jax.algos.reinforce import make_reinforce
 
 ALGORITHMS: dict[str, AlgorithmFactory] = {
     "bananas": make_bananas,
-    # One-shot searches (OneShotAlgorithm, amla_jax.algos.oneshot); "enas" goes beside darts.
+    # One-shot searches (OneShotAlgorithm, amla_jax.algos.oneshot and .enas).
     "darts": make_darts,
+    "enas": make_enas,
     "evolution": make_evolution,
     "fixed": make_fixed,
     "local_search": make_local_search,

@@ -10,8 +10,8 @@ Synopsis::
 Modules: `amla_jax.oneshot.supernet` (`Supernet`, `make_supernet`, the maps between
 architectures and architecture weights; the Flax networks are in
 `amla_jax.nn.supernet_nb201` and `amla_jax.nn.supernet_darts`), `amla_jax.oneshot.base`
-(the `OneShotMethod` interface), `amla_jax.oneshot.darts` (and ``enas``) the methods,
-`amla_jax.oneshot.loop` the epoch loop that drives any of them and
-`amla_jax.oneshot.records` what it writes. This package's ``__init__`` imports nothing,
-so importing it stays cheap.
+(the `OneShotMethod` interface), the methods `amla_jax.oneshot.darts` and
+`amla_jax.oneshot.enas`, `amla_jax.oneshot.loop` the epoch loop that drives any of them
+and `amla_jax.oneshot.records` what it writes. This package's ``__init__`` imports
+nothing, so importing it stays cheap.
 """
