@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from amla_jax.amla.options import OptionsError
 from amla_jax.spaces import get_space
@@ -56,7 +56,8 @@ class OneShotAlgorithm(NamedTuple):
     make_method: Callable[[int], Any]
 
 
-def _check(name: str, value: Any, kind: type, low: float, high: float = math.inf) -> None:
+def check_option(name: str, value: Any, kind: type, low: float, high: float = math.inf) -> None:
+    """`OptionsError` unless ``algo.options.<name>`` is a finite ``kind`` in [low, high]."""
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -69,14 +70,16 @@ def _check(name: str, value: Any, kind: type, low: float, high: float = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
-class DartsOptions:
-    """``algo=darts``'s options (see the module docstring); the defaults are the paper's
-    recipe except the budget (``epochs``), which the config sets."""
+class OneShotOptions:
+    """What every one-shot search's options hold: the space, the supernet's sizes, the
+    budget and the shared weights' SGD. A method's options subclass it, add their own
+    fields and checks and may override the defaults; ``ALGORITHM`` names it in errors."""
+
+    ALGORITHM: ClassVar[str] = "oneshot"
 
     space: str = "nb201"
     space_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     supernet: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    order: int = 1
     epochs: int = 50
     batch_size: int = 64
     eval_batch_size: int = 256
@@ -85,46 +88,65 @@ class DartsOptions:
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     w_grad_clip: float = 5.0
-    alpha_lr: float = 3e-4
-    alpha_b1: float = 0.5
-    alpha_b2: float = 0.999
-    alpha_weight_decay: float = 1e-3
     total_steps: int = 0  # the weights' cosine schedule length; set by make_method
 
     def __post_init__(self) -> None:
-        if self.order not in (1, 2) or isinstance(self.order, bool):
-            raise OptionsError(f"algo.options.order: {self.order!r}; it must be 1 or 2")
         for name, high in (("epochs", 100_000), ("batch_size", 1 << 20)):
-            _check(name, getattr(self, name), int, 1, high)
-        _check("eval_batch_size", self.eval_batch_size, int, 1, 1 << 20)
-        _check("w_lr", self.w_lr, float, 1e-12, 1e3)
-        _check("w_lr_min", self.w_lr_min, float, 0, self.w_lr)
-        _check("alpha_lr", self.alpha_lr, float, 1e-12, 1e3)
-        for name in ("w_momentum", "alpha_b1", "alpha_b2"):
-            _check(name, getattr(self, name), float, 0, 0.999999)
-        for name in ("w_weight_decay", "alpha_weight_decay"):
-            _check(name, getattr(self, name), float, 0, 1e3)
-        _check("w_grad_clip", self.w_grad_clip, float, 1e-12, 1e12)
+            check_option(name, getattr(self, name), int, 1, high)
+        check_option("eval_batch_size", self.eval_batch_size, int, 1, 1 << 20)
+        check_option("w_lr", self.w_lr, float, 1e-12, 1e3)
+        check_option("w_lr_min", self.w_lr_min, float, 0, self.w_lr)
+        check_option("w_momentum", self.w_momentum, float, 0, 0.999999)
+        check_option("w_weight_decay", self.w_weight_decay, float, 0, 1e3)
+        check_option("w_grad_clip", self.w_grad_clip, float, 1e-12, 1e12)
         for name in ("space_options", "supernet"):
             if not isinstance(getattr(self, name), Mapping):
                 raise OptionsError(f"algo.options.{name}: must be a mapping of sizes")
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any] | None) -> DartsOptions:
+    def from_config(cls, options: Mapping[str, Any] | None):
         """The options of ``algo.options``; unknown keys fail, listing the valid ones."""
         given = dict(options or {})
         valid = [f.name for f in dataclasses.fields(cls) if f.name != "total_steps"]
         unknown = sorted(set(given) - set(valid))
         if unknown:
             raise OptionsError(
-                f"algo.options.{unknown[0]}: unknown for darts; valid: {', '.join(valid)}"
+                f"algo.options.{unknown[0]}: unknown for {cls.ALGORITHM}; valid: {', '.join(valid)}"
             )
         for name in ("space_options", "supernet"):
             if isinstance(given.get(name), Mapping):
                 given[name] = dict(given[name])
+        return cls(**given)
+
+
+@dataclasses.dataclass(frozen=True)
+class DartsOptions(OneShotOptions):
+    """``algo=darts``'s options (see the module docstring); the defaults are the paper's
+    recipe except the budget (``epochs``), which the config sets."""
+
+    ALGORITHM: ClassVar[str] = "darts"
+
+    order: int = 1
+    alpha_lr: float = 3e-4
+    alpha_b1: float = 0.5
+    alpha_b2: float = 0.999
+    alpha_weight_decay: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.order not in (1, 2) or isinstance(self.order, bool):
+            raise OptionsError(f"algo.options.order: {self.order!r}; it must be 1 or 2")
+        super().__post_init__()
+        check_option("alpha_lr", self.alpha_lr, float, 1e-12, 1e3)
+        for name in ("alpha_b1", "alpha_b2"):
+            check_option(name, getattr(self, name), float, 0, 0.999999)
+        check_option("alpha_weight_decay", self.alpha_weight_decay, float, 0, 1e3)
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> DartsOptions:
+        given = dict(options or {})
         if isinstance(given.get("order"), float) and given["order"].is_integer():
             given["order"] = int(given["order"])
-        return cls(**given)
+        return super().from_config(given)
 
 
 # The supernet sizes each space's `make_supernet` takes (the rest of ``supernet`` is for
@@ -132,7 +154,7 @@ class DartsOptions:
 SUPERNET_SIZES = {"nb201": ("channels", "cells_per_stage"), "darts": ("channels", "layers")}
 
 
-def supernet_sizes(options: DartsOptions) -> dict[str, Any]:
+def supernet_sizes(options: OneShotOptions) -> dict[str, Any]:
     """The ``supernet`` sizes that ``options.space``'s supernet takes.
 
     Raises:
@@ -145,40 +167,46 @@ def supernet_sizes(options: DartsOptions) -> dict[str, Any]:
             f"algo.options.supernet.{unknown[0]}: unknown size; valid: {', '.join(sorted(known))}"
         )
     for name, value in options.supernet.items():
-        _check(f"supernet.{name}", value, int, 1, 4096)
+        check_option(f"supernet.{name}", value, int, 1, 4096)
     wanted = SUPERNET_SIZES.get(options.space, ())
     return {k: v for k, v in options.supernet.items() if k in wanted}
 
 
-def _space_options(space: str, options: Mapping[str, Any]):
-    """The space, built once so that a bad name or size fails at the edge."""
-    return get_space(space)(**dict(options))
+def oneshot_factory(options_type: type[OneShotOptions], make_method: Callable):
+    """The registry factory ``make(cfg, template) -> OneShotAlgorithm`` of a one-shot
+    method: ``cfg.options`` read as ``options_type`` at once (an `OptionsError` names a bad
+    option, the space or its sizes), the supernet and ``make_method(options, name)``
+    (Flax; imported by it, when the runner asks) deferred."""
+
+    def make(cfg, template) -> OneShotAlgorithm:
+        options = options_type.from_config(cfg.options)
+        sizes = supernet_sizes(options)
+        try:
+            get_space(options.space)(**dict(options.space_options))
+        except TypeError as exc:
+            raise OptionsError(f"algo.options.space_options: {exc}") from None
+
+        def make_supernet(num_classes: int):
+            from amla_jax.oneshot.supernet import make_supernet as build  # noqa: PLC0415
+
+            return build(options.space, options.space_options, num_classes, **sizes)
+
+        def method(total_steps: int):
+            return make_method(dataclasses.replace(options, total_steps=total_steps), cfg.name)
+
+        return OneShotAlgorithm(cfg.name, options, template, make_supernet, method)
+
+    return make
 
 
-def make_darts(cfg, template) -> OneShotAlgorithm:
-    """DARTS (`amla_jax.oneshot.darts`) with ``cfg.options`` (`DartsOptions`).
+def _darts_method(options: DartsOptions, name: str):
+    from amla_jax.oneshot.darts import make_darts_method  # noqa: PLC0415 (Flax, optax)
 
-    Raises:
-      OptionsError: an unknown, mistyped or out-of-range option.
-    """
-    options = DartsOptions.from_config(cfg.options)
-    sizes = supernet_sizes(options)
-    try:
-        _space_options(options.space, options.space_options)
-    except TypeError as exc:
-        raise OptionsError(f"algo.options.space_options: {exc}") from None
+    return make_darts_method(options, name)
 
-    def make_supernet(num_classes: int):
-        from amla_jax.oneshot.supernet import make_supernet as build  # noqa: PLC0415
 
-        return build(options.space, options.space_options, num_classes, **sizes)
-
-    def make_method(total_steps: int):
-        from amla_jax.oneshot.darts import make_darts_method  # noqa: PLC0415
-
-        return make_darts_method(dataclasses.replace(options, total_steps=total_steps), cfg.name)
-
-    return OneShotAlgorithm(cfg.name, options, template, make_supernet, make_method)
+make_darts = oneshot_factory(DartsOptions, _darts_method)
+"""DARTS (`amla_jax.oneshot.darts`) with ``cfg.options`` (`DartsOptions`)."""
 
 
 def is_oneshot(algorithm: Any) -> bool:
