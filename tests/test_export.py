@@ -98,6 +98,21 @@ def test_onnx_export_reloads_in_onnxruntime_with_the_ema_logits(trained_run, tmp
 
 
 @pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="the savedmodel extra is not installed"
+)
+def test_savedmodel_export_reloads_in_tensorflow_with_the_ema_logits(trained_run, tmp_path):
+    import tensorflow as tf
+
+    run_dir, spec, state = trained_run
+    assert main([str(run_dir), "--format", "savedmodel", "--out", str(tmp_path)]) == 0
+    # A fresh load in TensorFlow, at a batch size the export never saw.
+    reloaded = tf.saved_model.load(str(tmp_path / "savedmodel"))
+    got = reloaded.forward(tf.constant(np.asarray(images(3)), tf.float32)).numpy()
+    expected = amla_logits(spec, state, images(3), state.ema_params)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is not None, reason="TensorFlow is installed"
 )
 def test_a_missing_extra_is_one_error_line_naming_it(trained_run, tmp_path, capsys):
