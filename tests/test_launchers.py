@@ -167,3 +167,43 @@ def test_ray_and_submitit_multiruns_leave_runs_amla_report_reads(preset, tmp_pat
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert report.returncode == 0, report.stderr[-2000:]
     assert "fixed" in report.stdout
+
+
+def _table_multirun(cwd, sweep, fault: str | None) -> subprocess.CompletedProcess:
+    """Two table-driven trials (seeds 0, 1) of 4 candidates in joblib workers."""
+    command = [sys.executable, "-m", "amla_jax", "-m", "hydra/launcher=local_parallel",
+               "algo=random_space", "search_space=nb201", "evaluator=tabular",
+               "algo.iterations=4", "seed=0,1", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AMLA_JAX_FAULT", None)
+    if fault:
+        env["AMLA_JAX_FAULT"] = fault
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _rows(sweep) -> dict[str, list]:
+    out = {}
+    for path in sorted(sweep.rglob("candidates.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        out[path.parent.name] = [(r["spec"], r["metrics"]) for r in rows]
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_trial_resumes_when_the_multirun_is_rerun(tmp_path):
+    if importlib.util.find_spec("analognasbench") is None:
+        pytest.skip("the tabular extra is not installed")
+    reference = tmp_path / "reference"
+    assert _table_multirun(tmp_path, reference, None).returncode == 0
+    # A worker is SIGKILLed after its 2nd row (before that row's checkpoint): joblib
+    # stops the multirun (the other trial may be cut short too); rerunning the same
+    # command keeps every recorded row and finishes each trial.
+    sweep = tmp_path / "killed"
+    killed = _table_multirun(tmp_path, sweep, "row:2")
+    assert killed.returncode != 0
+    counts = {k: len(v) for k, v in _rows(sweep).items()}
+    assert 2 in counts.values() and max(counts.values()) < 4, counts
+    rerun = _table_multirun(tmp_path, sweep, None)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming" in rerun.stdout + rerun.stderr
+    assert _rows(sweep) == _rows(reference) and len(_rows(sweep)["seed=1"]) == 4
