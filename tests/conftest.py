@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,19 @@ def tiny_spec_file(tmp_path) -> Path:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY_NETWORK))
     return path
+
+
+def launch_through_kills(command, cwd, env, moments) -> tuple[list[str], list[float]]:
+    """Runs ``command`` once per fault moment (``$AMLA_JAX_FAULT``: SIGKILLed there) and
+    then once clean, asserting each exit; returns every launch's stdout and start time."""
+    logs, starts = [], []
+    for moment in [*moments, None]:
+        fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
+        starts.append(time.time())
+        launch = subprocess.run(
+            command, cwd=cwd, env={**env, **fault}, timeout=1200, capture_output=True, text=True
+        )
+        logs.append(launch.stdout)
+        expected = 0 if moment is None else -signal.SIGKILL
+        assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
+    return logs, starts

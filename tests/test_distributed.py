@@ -63,14 +63,7 @@ def test_two_processes_train_one_network_with_one_process_losses(tmp_path):
         procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / f"p{pid}")],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))  # fmt: skip
-    try:
-        outs = [p.communicate(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    two = json.loads(outs[0][0].strip().splitlines()[-1])
+    two = json.loads(_finish(procs, timeout=600)[0].strip().splitlines()[-1])
     assert (two["processes"], two["devices"]) == (2, 2)
     assert not (tmp_path / "p1").exists()  # only process 0 writes
     assert len(_losses(reference)) == 3
@@ -95,9 +88,10 @@ def _cli(run_dir, spec, env) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def _finish(procs) -> list[str]:
+def _finish(procs, timeout: float = 900) -> list[str]:
+    """The processes' stdouts, once each has exited with 0 (killed after ``timeout``)."""
     try:
-        outs = [p.communicate(timeout=900) for p in procs]
+        outs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             p.kill()

@@ -45,6 +45,21 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     assert len(_rows(tmp_path)) == 1
 
 
+def _tiny_cifar10_nac(data_dir, run_dir) -> list[str]:
+    """``algo=nac dataset=cifar10 debug=smoke`` on a tiny EnvelopeNet (overrides)."""
+    return [
+        "algo=nac",
+        "dataset=cifar10",
+        f"dataset.data_dir={data_dir}",
+        "debug=smoke",
+        "model.network.stem.0.0.outputs=8",
+        "algo.options.layers_per_stage=[1,1,1]",
+        "~algo.options.envelopecell",  # two branch types: a quick compile at 32x32
+        "+algo.options.envelopecell={Branch1:1x1,Branch2:3x3sep}",
+        f"hydra.run.dir={run_dir}",
+    ]
+
+
 def test_first_cifar10_run_downloads_and_prepares_then_later_runs_read(tmp_path):
     """`python -m amla_jax algo=nac dataset=cifar10 debug=smoke` in a fresh data dir, no
     TensorFlow, the download faked (tiny files in CIFAR's published binary format): the
@@ -62,17 +77,7 @@ def test_first_cifar10_run_downloads_and_prepares_then_later_runs_read(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
 
     def run(run_dir):
-        argv = [
-            "algo=nac",
-            "dataset=cifar10",
-            f"dataset.data_dir={tmp_path / 'tfds'}",
-            "debug=smoke",
-            "model.network.stem.0.0.outputs=8",
-            "algo.options.layers_per_stage=[1,1,1]",
-            "~algo.options.envelopecell",  # two branch types: a quick compile at 32x32
-            "+algo.options.envelopecell={Branch1:1x1,Branch2:3x3sep}",
-            f"hydra.run.dir={run_dir}",
-        ]
+        argv = _tiny_cifar10_nac(tmp_path / "tfds", run_dir)
         script = install_in_subprocess("cifar10", tmp_path / "web", log) + (
             "import sys\n"
             "from amla_jax.__main__ import main\n"
@@ -109,17 +114,7 @@ def test_nac_on_cifar10_runs_end_to_end_under_tfds_mock(tmp_path):
 
     from conftest import ROOT  # noqa: PLC0415
 
-    argv = [
-        "algo=nac",
-        "dataset=cifar10",
-        f"dataset.data_dir={tmp_path / 'tfds'}",
-        "debug=smoke",
-        "model.network.stem.0.0.outputs=8",
-        "algo.options.layers_per_stage=[1,1,1]",
-        "~algo.options.envelopecell",  # two branch types: a quick compile at 32x32
-        "+algo.options.envelopecell={Branch1:1x1,Branch2:3x3sep}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
+    argv = _tiny_cifar10_nac(tmp_path / "tfds", tmp_path / "run")
     script = (
         "import sys, tensorflow_datasets as tfds\n"
         "from amla_jax.__main__ import main\n"

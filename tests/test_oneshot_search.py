@@ -3,17 +3,15 @@ directory a DARTS search writes, and kill -9 at three moments changing nothing."
 
 import json
 import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, launch_through_kills
 
 from amla_jax.oneshot.records import TIMINGS
 from amla_jax.rundir import read_candidates, read_epochs
 
-ROOT = Path(__file__).resolve().parents[1]
 # A tiny NB201 supernet for 3 short epochs (20 steps each on digits' halves).
 TINY = (
     "algo.options.epochs=3",
@@ -57,20 +55,8 @@ def test_darts_on_nb201_writes_epoch_rows_and_survives_kill_9(tmp_path):
     assert candidate["algorithm"] == "darts" and candidate["num_params"] > 0
     assert json.loads((reference / "spec.json").read_text())["arch"]["ops"]
 
-    run_dir, logs = tmp_path / "killed", []
-    for moment in [*KILL_MOMENTS, None]:
-        fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
-        launch = subprocess.run(
-            entry_point(run_dir),
-            cwd=tmp_path,
-            env={**env, **fault},
-            timeout=1200,
-            capture_output=True,
-            text=True,
-        )
-        logs.append(launch.stdout)
-        expected = 0 if moment is None else -signal.SIGKILL
-        assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
+    run_dir = tmp_path / "killed"
+    logs, _ = launch_through_kills(entry_point(run_dir), tmp_path, env, KILL_MOMENTS)
     assert "resuming darts search" in logs[1] and "after 1 epochs" in logs[1]
     killed = read_epochs(run_dir)
     assert without_timings(killed) == without_timings(rows)  # genotypes and arch weights

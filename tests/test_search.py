@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jax
 import pytest
+from conftest import launch_through_kills
 from fakes import fake_evaluate, template_spec
 
 from amla_jax.algos import get_algorithm
@@ -304,21 +305,8 @@ def test_kill_9_at_five_moments_changes_nothing_and_trains_no_candidate_twice(tm
     env.pop("AMLA_JAX_FAULT", None)
     reference = tmp_path / "reference"
     subprocess.run(entry_point(reference), cwd=tmp_path, env=env, check=True, timeout=1200)
-    run_dir, logs, starts = tmp_path / "killed", [], []
-    for moment in [*KILL_MOMENTS, None]:
-        fault = {} if moment is None else {"AMLA_JAX_FAULT": moment}
-        starts.append(time.time())
-        launch = subprocess.run(
-            entry_point(run_dir),
-            cwd=tmp_path,
-            env={**env, **fault},
-            timeout=1200,
-            capture_output=True,
-            text=True,
-        )
-        logs.append(launch.stdout)
-        expected = 0 if moment is None else -signal.SIGKILL
-        assert launch.returncode == expected, (moment, launch.stdout, launch.stderr[-3000:])
+    run_dir = tmp_path / "killed"
+    logs, starts = launch_through_kills(entry_point(run_dir), tmp_path, env, KILL_MOMENTS)
     # Rows written before a kill were recovered by the next launch, not retrained: the
     # curve kept for candidate 0 (row in launch 3) predates launch 4, candidate 1's (row
     # in launch 5) predates launch 6, and launch 6 trained nothing.
