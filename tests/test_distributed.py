@@ -112,13 +112,16 @@ def test_the_cli_as_two_processes_writes_one_run_dir_with_one_process_results(tm
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     _finish([_cli(tmp_path / "one", spec, _env(2, TMPDIR=str(scratch)))])
-    address = f"127.0.0.1:{_free_port()}"
-    procs = [
-        _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
-                                          AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
-        for pid in range(2)
-    ]  # fmt: skip
-    outs = _finish(procs)
+
+    def two_processes() -> list[str]:  # the CLI as 2 processes of one device, in "two"
+        address = f"127.0.0.1:{_free_port()}"
+        return _finish([
+            _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
+                                              AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
+            for pid in range(2)
+        ])  # fmt: skip
+
+    outs = two_processes()
     assert "candidate 0:" in outs[0] and "candidate" not in outs[1]  # 1 prints no table
     assert list(scratch.iterdir()) == []  # process 1's Hydra scratch folder is gone
     (one,) = rundir.read_candidates(tmp_path / "one" / rundir.CANDIDATES)
@@ -130,11 +133,5 @@ def test_the_cli_as_two_processes_writes_one_run_dir_with_one_process_results(tm
     assert written == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert (tmp_path / "two" / "checkpoints" / "candidate_0").is_dir()
     # Rerun: process 0 resumes from the run directory, process 1 from the rows it sends.
-    address = f"127.0.0.1:{_free_port()}"
-    procs = [
-        _cli(tmp_path / "two", spec, _env(1, TMPDIR=str(scratch), AMLA_JAX_COORDINATOR=address,
-                                          AMLA_JAX_NUM_PROCESSES="2", AMLA_JAX_PROCESS_ID=str(pid)))
-        for pid in range(2)
-    ]  # fmt: skip
-    assert "already finished" in _finish(procs)[0]
+    assert "already finished" in two_processes()[0]
     assert len(rundir.read_candidates(tmp_path / "two" / rundir.CANDIDATES)) == 1

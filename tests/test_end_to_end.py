@@ -45,6 +45,18 @@ def test_amla_run_network_reaches_95_percent_on_digits(tmp_path):
     assert len(_rows(tmp_path)) == 1
 
 
+def _run_python(script: str, cwd, env) -> None:
+    """Runs ``script`` in a fresh Python (20 minutes at most); it must exit with 0."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def _tiny_cifar10_nac(data_dir, run_dir) -> list[str]:
     """``algo=nac dataset=cifar10 debug=smoke`` on a tiny EnvelopeNet (overrides)."""
     return [
@@ -66,8 +78,6 @@ def test_first_cifar10_run_downloads_and_prepares_then_later_runs_read(tmp_path)
     first run obtains and prepares the data itself; a second run downloads nothing and
     finds the same candidates."""
     import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
 
     from conftest import ROOT  # noqa: PLC0415
     from published_fakes import install_in_subprocess, write_published  # noqa: PLC0415
@@ -84,15 +94,7 @@ def test_first_cifar10_run_downloads_and_prepares_then_later_runs_read(tmp_path)
             f"sys.argv = ['amla_jax', *{argv!r}]\n"
             "main()\n"
         )
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        _run_python(script, tmp_path, env)
         return _rows(run_dir)
 
     first = run(tmp_path / "run1")
@@ -109,8 +111,6 @@ def test_nac_on_cifar10_runs_end_to_end_under_tfds_mock(tmp_path):
     """`python -m amla_jax algo=nac dataset=cifar10` through the real tfds code path
     (tfds.testing.mock_data: random examples with CIFAR-10's real features), tiny budget."""
     import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
 
     from conftest import ROOT  # noqa: PLC0415
 
@@ -123,15 +123,7 @@ def test_nac_on_cifar10_runs_end_to_end_under_tfds_mock(tmp_path):
         "    main()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_python(script, tmp_path, env)
     run_dir = tmp_path / "run"
     rows = _rows(run_dir)
     assert [r["id"] for r in rows] == [0, 1]
