@@ -10,14 +10,16 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import ROOT, TINY_NETWORK
 
 from amla_jax.config import OptimConfig, TrainConfig
 from amla_jax.data import DataConfig, load_dataset
 from amla_jax.nn import build_model, count_flops
-from amla_jax.optim import make_optimizer
+from amla_jax.optim import clip_by_tensor_norm, make_optimizer
 from amla_jax.train import (
     BatchSizeError,
     ProgramCache,
@@ -93,6 +95,45 @@ def test_make_train_step_trains_one_step_from_the_public_api(tiny_spec, digits):
         lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params)
     )
     assert all(jax.tree_util.tree_leaves(changed))  # every parameter moved
+
+
+def test_the_train_step_is_amlas_recipe_written_out(tiny_spec, digits):
+    # AMLA's recipe by hand (L2 in the loss, per-tensor clip, Nesterov momentum, the EMA's
+    # ramped decay): the train step must give the same loss, weights and EMA weights.
+    info, optim = digits.info, OptimConfig()
+    model = build_model(tiny_spec, info.num_classes)
+    tx = make_optimizer(optim, steps_per_epoch=10, total_steps=10)
+    state = create_train_state(model, jax.random.key(0), info.image_shape, tx)
+    batch = shard_batch(next(digits.train_batches(0, 16)), data_mesh())
+    train_step = make_train_step(optim, info.num_classes, steps_per_epoch=10, total_steps=10)
+    start = jax.device_get(state)
+    new, metrics = train_step(state, batch, jax.random.key(1))
+
+    leafwise = optax.chain(
+        clip_by_tensor_norm(optim.clip_norm),
+        optax.sgd(optim.learning_rate, momentum=optim.momentum, nesterov=True),
+    )
+
+    def loss_fn(params):
+        (logits, _), _ = model.apply(
+            {"params": params, "batch_stats": start.batch_stats, "nac_stats": start.nac_stats},
+            batch["image"],
+            train=True,
+            rngs={"dropout": jax.random.fold_in(jax.random.key(1), 0)},
+            mutable=["batch_stats", "nac_stats"],
+        )
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+        squares = sum(jnp.sum(p**2) for p in jax.tree_util.tree_leaves(params))
+        return ce + optim.l2 * squares
+
+    loss, grads = jax.value_and_grad(loss_fn)(start.params)
+    updates, _ = leafwise.update(grads, leafwise.init(start.params), start.params)
+    params = optax.apply_updates(start.params, updates)
+    ema = optax.incremental_update(params, start.ema_params, 1.0 - 1.0 / 10.0)
+    assert float(metrics["train/loss"]) == pytest.approx(float(loss), rel=1e-5)
+    for mine, theirs in ((new.params, params), (new.ema_params, ema)):
+        for a, b in zip(jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_a_repeated_training_reuses_the_compiled_program(tiny_spec, digits):
