@@ -17,6 +17,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,13 @@ from amla_jax.train.distributed import is_primary
 from amla_jax.train.evaluate import evaluate
 from amla_jax.train.nac_stats import read_scalars, read_utilities
 from amla_jax.train.programs import PROGRAMS, ProgramCache, program_key
-from amla_jax.train.state import TrainState, create_train_state, model_variables
-from amla_jax.train.step import data_mesh, replicate, shard_batch
+from amla_jax.train.state import (
+    TrainState,
+    create_train_state,
+    model_variables,
+    train_state_shapes,
+)
+from amla_jax.train.step import data_mesh, replicate, replicated_shapes, shard_batch
 
 
 class BatchSizeError(UserError):
@@ -138,6 +144,10 @@ def _check_finite(metrics: dict[str, float], step: int) -> None:
         raise CandidateFailed(f"non-finite train/loss ({loss}) at step {step}", steps=step)
 
 
+def _initial_state(program, key: jax.Array, image_shape: tuple, mesh: Mesh) -> TrainState:
+    return replicate(create_train_state(program.model, key, image_shape, program.tx), mesh)
+
+
 def _measure_flops(spec: NetworkSpec, info, state: TrainState) -> float:
     # The trained variables spare count_flops tracing the network's initialisation.
     return count_flops(spec, info.image_shape, info.num_classes, model_variables(state))
@@ -184,8 +194,6 @@ def train_and_evaluate(
     shapes = (info.image_shape, train.batch_size, train.eval_batch_size)
     pkey = program_key(spec, info.num_classes, optim, steps_per_epoch, total_steps, shapes)
     program = programs.get(pkey)
-    state = create_train_state(program.model, init_key, info.image_shape, program.tx)
-    state = replicate(state, mesh)
     data_seed = int(jax.random.randint(data_key, (), 0, 2**31 - 1))
     batches = dataset.train_batches(data_seed, train.batch_size)
     first = shard_batch(next(batches), mesh)
@@ -194,8 +202,16 @@ def train_and_evaluate(
         next(dataset.eval_batches(eval_splits[-1], train.eval_batch_size)), mesh
     )
     calibrate = train.bn_calibration_batches > 0
-    faults.point("compile")
-    program, compile_seconds = programs.compile(pkey, state, first, eval_example, calibrate)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The initialisation compiles (on another core) while the steps lower and compile
+        # for its shapes; XLA compiles each program on one core.
+        initialised = pool.submit(_initial_state, program, init_key, info.image_shape, mesh)
+        shapes = train_state_shapes(program.model, init_key, info.image_shape, program.tx)
+        faults.point("compile")
+        program, compile_seconds = programs.compile(
+            pkey, replicated_shapes(shapes, mesh), first, eval_example, calibrate
+        )
+        state = initialised.result()
     # With several processes (`amla_jax.train.distributed`) only process 0 writes.
     writer = MetricWriter(run_dir if is_primary() else None, prefix)
     run = _Run(dataset, train, mesh, writer, eval_splits, step_key)

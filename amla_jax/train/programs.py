@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -122,7 +123,8 @@ class ProgramCache:
 
         Args:
           key: the program's key; ``state`` must come from ``get(key)``'s model and tx.
-          state, train_batch, eval_batch: example arguments, placed as the real ones.
+          state, train_batch, eval_batch: example arguments placed as the real ones, or
+            their shapes (`train_state_shapes` with `replicated_shapes`).
           calibrate: whether the calibration step is needed.
 
         Returns:
@@ -131,30 +133,38 @@ class ProgramCache:
         """
         program = self.get(key)
         optim = key.optim_config()
-        started, compiled = time.perf_counter(), False
+        started, example_key = time.perf_counter(), jax.random.key(0)
+        lowerings: dict[str, Callable] = {}
+        if program.train_step is None:  # the biggest first: it compiles while the rest lower
+            lowerings["train_step"] = lambda: make_train_step(
+                optim, key.num_classes, key.steps_per_epoch, key.total_steps
+            ).lower(state, train_batch, example_key)
+            lowerings["eval_step"] = lambda: make_eval_step(optim, key.num_classes).lower(
+                state, eval_batch
+            )
         if (
             calibrate
             and program.calibration_step is None
             and jax.tree_util.tree_leaves(state.batch_stats)
         ):
-            compiled = True
-            calibration_step = (
-                make_calibration_step(optim)
-                .lower(state, train_batch, jax.random.key(0), state.batch_stats)
-                .compile()
+            lowerings["calibration_step"] = lambda: make_calibration_step(optim).lower(
+                state, train_batch, example_key, state.batch_stats
             )
-            program = dataclasses.replace(program, calibration_step=calibration_step)
-        if program.train_step is None:
-            compiled = True
-            train_step = (
-                make_train_step(optim, key.num_classes, key.steps_per_epoch, key.total_steps)
-                .lower(state, train_batch, jax.random.key(0))
-                .compile()
-            )
-            eval_step = make_eval_step(optim, key.num_classes).lower(state, eval_batch).compile()
-            program = dataclasses.replace(program, train_step=train_step, eval_step=eval_step)
+        if not lowerings:
+            return program, 0.0
+        program = dataclasses.replace(program, **compile_concurrently(lowerings))
         self._programs[key] = program
-        return program, (time.perf_counter() - started if compiled else 0.0)
+        return program, time.perf_counter() - started
+
+
+def compile_concurrently(lowerings: dict[str, Callable]) -> dict[str, Any]:
+    """Lowers each program in turn (tracing holds Python's lock) and compiles them in
+    threads as soon as each is lowered: XLA compiles a program on one core and releases
+    the lock, so on a 2-core machine the train step's compile overlaps the lowering and
+    compiling of the evaluation and calibration steps (experiments/bench/README.md)."""
+    with ThreadPoolExecutor(max_workers=len(lowerings)) as pool:
+        futures = {name: pool.submit(lower().compile) for name, lower in lowerings.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 # The process-wide cache `train_and_evaluate` uses unless given one (see the docstring).

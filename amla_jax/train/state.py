@@ -52,6 +52,19 @@ def create_train_state(
       A `TrainState` at step 0 whose EMA weights equal its parameters.
     """
 
+    init = _init_fn(model, input_shape, tx)
+    return jax.jit(init).lower(key).compile(compiler_options=_RUN_ONCE)(key)
+
+
+def train_state_shapes(
+    model, key: jax.Array, input_shape: tuple[int, ...], tx: optax.GradientTransformation
+) -> TrainState:
+    """`create_train_state`'s result as shapes and dtypes (``jax.eval_shape``): enough to
+    compile the steps while the initialisation itself compiles."""
+    return jax.eval_shape(_init_fn(model, input_shape, tx), key)
+
+
+def _init_fn(model, input_shape: tuple[int, ...], tx: optax.GradientTransformation):
     def init(key):
         variables = init_variables(model, key, input_shape)
         params = variables["params"]
@@ -64,7 +77,7 @@ def create_train_state(
             ema_params=jax.tree_util.tree_map(jnp.copy, params),
         )
 
-    return jax.jit(init).lower(key).compile(compiler_options=_RUN_ONCE)(key)
+    return init
 
 
 def model_variables(state: TrainState, params=None) -> dict:

@@ -65,6 +65,15 @@ def replicate(tree, mesh: Mesh):
     return jax.tree_util.tree_map(lambda x: _global_array(np.asarray(x), sharding), tree)
 
 
+def replicated_shapes(tree, mesh: Mesh):
+    """``tree``'s shapes and dtypes placed as `replicate` places its arrays (for compiling
+    ahead of the arrays)."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
+    )
+
+
 def _loss_fn(
     params, state: TrainState, batch, key, optim: OptimConfig, drop_path_rate, num_classes: int
 ):
