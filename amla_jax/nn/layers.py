@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from amla_jax.nn.convs import conv_general_dilated, depthwise_shift
+
 # TF-slim's xavier initialiser, which AMLA's convolutions use.
 conv_init = nn.initializers.glorot_uniform()
 
@@ -108,27 +110,7 @@ def depthwise_conv(
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=x.shape[-1],
         )
-    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    span = (k - 1) * dilation + 1
-    out_h = (xp.shape[1] - span) // stride + 1
-    out_w = (xp.shape[2] - span) // stride + 1
-    out = None
-    for i in range(k):
-        for j in range(k):
-            tap = jax.lax.slice(
-                xp,
-                (0, i * dilation, j * dilation, 0),
-                (
-                    xp.shape[0],
-                    i * dilation + (out_h - 1) * stride + 1,
-                    j * dilation + (out_w - 1) * stride + 1,
-                    xp.shape[3],
-                ),
-                (1, stride, stride, 1),
-            )
-            term = tap * kernel[i, j, 0]
-            out = term if out is None else out + term
-    return out
+    return depthwise_shift(x, kernel, stride, dilation, tuple(tuple(p) for p in pads))
 
 
 def reachable_taps(kernel: jax.Array, height: int, width: int) -> jax.Array:
@@ -163,9 +145,8 @@ def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
             axis=-1,
         )
         return jnp.einsum("nhwc,cd->nhwd", cols, kernel.reshape(-1, kernel.shape[-1]))
-    return jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
+    conv = jax.lax.conv_general_dilated if impl == "xla" else conv_general_dilated
+    return conv(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class Conv(nn.Module):
