@@ -77,7 +77,7 @@ def _grads(conv, x, w):
 
 
 def _assert_same(ours, ref, tol=1e-4):
-    for got, want in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+    for got, want in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 

@@ -3,9 +3,14 @@ the math of ``jax.lax.conv_general_dilated`` (equal to float rounding).
 
 Measured on a 2-core CPU at CIFAR shape (experiments/bench/README.md, "Where the step's
 time goes"): XLA's weight gradient of a 1x1 convolution is a convolution 3-4x slower
-than the same work as one matmul, and autodiff of the depthwise "sum of shifted slices"
-stores every shifted slice for the backward pass and pads each of the k² cotangents
-back, which made pad/slice copies 43% of the initial EnvelopeNet's step.
+than the same work as one matmul (2.2-3.5x for forward plus both gradients). Autodiff
+of the depthwise "sum of shifted slices" stores every shifted slice for the backward
+pass and pads each of the k² cotangents back; the hand-written backward keeps only x
+and computes the input gradient as one shifted sum. Its kernel gradient still copies
+each window once (XLA:CPU gives the k² reductions to YNNPACK, which takes materialised
+operands): that copy is the largest remaining cost of the initial EnvelopeNet's step.
+For k>1 convolutions, XLA's own gradients were the fastest measured (im2col and per-tap
+weight gradients were slower), so they pass through unchanged.
 
 Synopsis::
 
@@ -130,7 +135,7 @@ def _depthwise_bwd(stride, dilation, pads, residuals, dy):
     # Per axis, the input gradient is dx[l] = Σ_j dyd[l + j·d] · kernel[k-1-j], where
     # dyd is dy dilated by the stride and padded so that window 0 starts at pixel 0.
     config = [(0, 0, 0)]
-    for (before, _), size, out in zip(pads, x.shape[1:3], dy.shape[1:3]):
+    for (before, _), size, out in zip(pads, x.shape[1:3], dy.shape[1:3], strict=True):
         low = (k - 1) * dilation - before
         dilated = (out - 1) * stride + 1
         config.append((low, size + (k - 1) * dilation - low - dilated, stride - 1))

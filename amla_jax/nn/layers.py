@@ -84,8 +84,9 @@ def depthwise_conv(
     On CPU, XLA's grouped convolution is very slow in the backward pass (175x slower
     than this for a 7x7 kernel over 1024 channels at 1x1, 4x at 32x32; see
     experiments/bench/README.md), so ``impl="auto"`` computes it there as a sum of k²
-    shifted, per-channel-scaled slices, which differentiates into cheap elementwise ops.
-    Elsewhere it uses ``lax.conv_general_dilated``. Both give the same result.
+    shifted, per-channel-scaled slices (`convs.depthwise_shift`, whose hand-written
+    backward pass keeps only ``x``). Elsewhere it uses ``lax.conv_general_dilated``. Both
+    give the same result.
 
     Args:
       x: NHWC input.
@@ -132,7 +133,9 @@ def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
 
     On CPU, XLA's convolution gradients are very slow on tiny feature maps (a 3x3
     512→256 conv at 2x2 trains ~5-15x slower than the same work as one matmul), so
-    ``impl="auto"`` uses an im2col matmul there for maps of at most 4x4 pixels.
+    ``impl="auto"`` uses an im2col matmul there for maps of at most 4x4 pixels, and a 1x1
+    kernel is one matmul on CPU (`convs.conv_general_dilated`); ``impl="xla"`` is always
+    XLA's convolution.
     """
     k_h, k_w = kernel.shape[:2]
     small = x.shape[1] * x.shape[2] <= 16 and (k_h > 1 or k_w > 1)

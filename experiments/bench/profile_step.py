@@ -70,7 +70,9 @@ def main() -> None:
     _, state = bench.fresh_state(spec, 0)
     batch = shard_batch(bench.synthetic_batch(args.batch, 0), data_mesh())
     key = jax.random.key(0)
-    step = make_train_step(OptimConfig(), bench.NUM_CLASSES, bench.STEPS_PER_EPOCH, bench.TOTAL_STEPS)
+    step = make_train_step(
+        OptimConfig(), bench.NUM_CLASSES, bench.STEPS_PER_EPOCH, bench.TOTAL_STEPS
+    )
     started = time.perf_counter()
     compiled = step.lower(state, batch, key).compile()
     print(f"compile {time.perf_counter() - started:.1f} s")
