@@ -1,4 +1,4 @@
-"""nn.layers: the CPU-fast conv paths equal XLA's, LRN and cutout follow AMLA, and the one
+"""nn.layers and nn.convs: the CPU-fast conv paths equal XLA's (values and gradients), LRN and cutout follow AMLA, and the one
 BatchNorm and SAME-padding helper give what each body asks for."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
-from amla_jax.nn import layers
+from amla_jax.nn import convs, layers
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -68,6 +69,72 @@ def test_depthwise_shift_path_equals_xla(shape, k, stride, dilation):
     fast = layers.depthwise_conv(x, w, stride, dilation, impl="shift")
     ref = layers.depthwise_conv(x, w, stride, dilation, impl="xla")
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def _grads(conv, x, w):
+    """Value and gradients (input, kernel) of a non-linear loss of ``conv(x, w)``."""
+    return jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))), argnums=(0, 1))(x, w)
+
+
+def _assert_same(ours, ref, tol=1e-4):
+    for got, want in zip(jax.tree.leaves(ours), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(
+    "shape, k, stride, dilation, padding",
+    [
+        ((2, 1, 1, 8), 7, 1, 1, "SAME"),
+        ((2, 9, 7, 4), 5, 1, 1, "SAME"),
+        ((2, 8, 8, 3), 3, 2, 1, "SAME"),  # TF SAME, asymmetric when strided
+        ((2, 9, 9, 3), 3, 2, 1, "SAME"),
+        ((2, 9, 9, 3), 3, 1, 2, "SAME"),
+        ((2, 10, 10, 3), 5, 2, 2, "SAME"),
+        ((2, 7, 7, 3), 3, 1, 1, 2),  # symmetric padding wider than the kernel needs
+        ((2, 8, 8, 3), 3, 2, 2, 0),
+    ],
+)
+def test_depthwise_shift_gradients_equal_xla(shape, k, stride, dilation, padding):
+    # depthwise_shift's hand-written backward pass against autodiff of XLA's conv.
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = jax.random.normal(jax.random.key(1), (k, k, 1, shape[-1]))
+
+    def conv(impl):
+        return lambda a, b: layers.depthwise_conv(a, b, stride, dilation, padding, impl=impl)
+
+    _assert_same(_grads(conv("shift"), x, w), _grads(conv("xla"), x, w))
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, strides, padding",
+    [
+        ((2, 5, 5, 6), (1, 1, 6, 4), (1, 1), "SAME"),  # the matmul path
+        ((2, 5, 5, 6), (1, 1, 6, 4), (1, 1), ((0, 0), (0, 0))),
+        ((2, 5, 5, 6), (1, 1, 6, 4), (2, 2), "SAME"),  # passed through to XLA
+        ((2, 5, 5, 6), (3, 3, 6, 4), (1, 1), "SAME"),
+        ((2, 5, 5, 6), (1, 1, 6, 4), (1, 1), ((1, 1), (0, 0))),
+    ],
+)
+def test_conv_general_dilated_hook_equals_xla(shape, kernel, strides, padding):
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = jax.random.normal(jax.random.key(1), kernel)
+
+    def conv(fn):
+        return lambda a, b: fn(a, b, strides, padding, dimension_numbers=DN)
+
+    ours = _grads(conv(convs.conv_general_dilated), x, w)
+    _assert_same(ours, _grads(conv(jax.lax.conv_general_dilated), x, w))
+
+
+def test_nn_conv_with_the_hook_keeps_parameters_and_outputs():
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
+    plain = nn.Conv(5, (1, 1))
+    hooked = nn.Conv(5, (1, 1), conv_general_dilated=convs.conv_general_dilated)
+    variables = plain.init(jax.random.key(1), x)
+    assert jax.tree.structure(hooked.init(jax.random.key(1), x)) == jax.tree.structure(variables)
+    np.testing.assert_allclose(
+        hooked.apply(variables, x), plain.apply(variables, x), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("hw, k", [(1, 5), (2, 5), (2, 3), (4, 7), (3, 1)])

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from amla_jax.nn.convs import conv_general_dilated, depthwise_shift
+
 # TF-slim's xavier initialiser, which AMLA's convolutions use.
 conv_init = nn.initializers.glorot_uniform()
 
@@ -82,8 +84,9 @@ def depthwise_conv(
     On CPU, XLA's grouped convolution is very slow in the backward pass (175x slower
     than this for a 7x7 kernel over 1024 channels at 1x1, 4x at 32x32; see
     experiments/bench/README.md), so ``impl="auto"`` computes it there as a sum of k²
-    shifted, per-channel-scaled slices, which differentiates into cheap elementwise ops.
-    Elsewhere it uses ``lax.conv_general_dilated``. Both give the same result.
+    shifted, per-channel-scaled slices (`convs.depthwise_shift`, whose hand-written
+    backward pass keeps only ``x``). Elsewhere it uses ``lax.conv_general_dilated``. Both
+    give the same result.
 
     Args:
       x: NHWC input.
@@ -108,27 +111,7 @@ def depthwise_conv(
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=x.shape[-1],
         )
-    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    span = (k - 1) * dilation + 1
-    out_h = (xp.shape[1] - span) // stride + 1
-    out_w = (xp.shape[2] - span) // stride + 1
-    out = None
-    for i in range(k):
-        for j in range(k):
-            tap = jax.lax.slice(
-                xp,
-                (0, i * dilation, j * dilation, 0),
-                (
-                    xp.shape[0],
-                    i * dilation + (out_h - 1) * stride + 1,
-                    j * dilation + (out_w - 1) * stride + 1,
-                    xp.shape[3],
-                ),
-                (1, stride, stride, 1),
-            )
-            term = tap * kernel[i, j, 0]
-            out = term if out is None else out + term
-    return out
+    return depthwise_shift(x, kernel, stride, dilation, tuple(tuple(p) for p in pads))
 
 
 def reachable_taps(kernel: jax.Array, height: int, width: int) -> jax.Array:
@@ -150,7 +133,9 @@ def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
 
     On CPU, XLA's convolution gradients are very slow on tiny feature maps (a 3x3
     512→256 conv at 2x2 trains ~5-15x slower than the same work as one matmul), so
-    ``impl="auto"`` uses an im2col matmul there for maps of at most 4x4 pixels.
+    ``impl="auto"`` uses an im2col matmul there for maps of at most 4x4 pixels, and a 1x1
+    kernel is one matmul on CPU (`convs.conv_general_dilated`); ``impl="xla"`` is always
+    XLA's convolution.
     """
     k_h, k_w = kernel.shape[:2]
     small = x.shape[1] * x.shape[2] <= 16 and (k_h > 1 or k_w > 1)
@@ -163,9 +148,8 @@ def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
             axis=-1,
         )
         return jnp.einsum("nhwc,cd->nhwd", cols, kernel.reshape(-1, kernel.shape[-1]))
-    return jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
+    conv = jax.lax.conv_general_dilated if impl == "xla" else conv_general_dilated
+    return conv(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class Conv(nn.Module):

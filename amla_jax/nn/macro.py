@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from amla_jax.nn.convs import conv_general_dilated
 from amla_jax.nn.layers import Conv, DepthwiseConv, batch_norm, conv_init, max_pool_same
 from amla_jax.spec.macro import LayerSpec, MacroSpec, parse_macro_op, skip_sources
 
@@ -60,7 +61,12 @@ class EnvelopeBranch(nn.Module):
         if separable:
             x = DepthwiseConv(kernel, name="depthwise")(x)
             x = nn.Conv(
-                self.features, (1, 1), use_bias=False, kernel_init=conv_init, name="pointwise"
+                self.features,
+                (1, 1),
+                use_bias=False,
+                kernel_init=conv_init,
+                conv_general_dilated=conv_general_dilated,  # a matmul on CPU
+                name="pointwise",
             )(x)
         else:
             x = Conv(self.features, kernel, name="conv")(x)
@@ -98,7 +104,13 @@ class EnvelopeCell(nn.Module):
                 scalar = self.param(f"scalar_{src}", _scalar_init)
                 parts.append(scalar * _downsample_to(nets[src], x.shape[1]))
             x = jnp.concatenate(parts, axis=-1)
-            x = nn.Conv(nets[-1].shape[-1], (1, 1), kernel_init=conv_init, name="bottleneck")(x)
+            x = nn.Conv(
+                nets[-1].shape[-1],
+                (1, 1),
+                kernel_init=conv_init,
+                conv_general_dilated=conv_general_dilated,  # a matmul on CPU
+                name="bottleneck",
+            )(x)
             x = nn.relu(x)
         width = self.layer.outputs // len(self.layer.branches)
         outs = [

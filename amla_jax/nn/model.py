@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from amla_jax.nn.convs import conv_general_dilated
 from amla_jax.nn.enas import EnasMacroBody
 from amla_jax.nn.layers import batch_cutout, batch_norm, conv_init, local_response_norm
 from amla_jax.nn.macro import MacroBody
@@ -51,6 +52,7 @@ def _stem_block(
             strides=_pair(block.get("stride"), 1),
             use_bias=bool(block.get("use_bias", not use_bn)),
             kernel_init=conv_init,
+            conv_general_dilated=conv_general_dilated,  # 1x1 stems: a matmul on CPU
             name=name,
         )(x)
         if use_bn:

@@ -52,7 +52,8 @@ from flax import traverse_util
 from amla_jax import zoo
 from amla_jax.amla import load_spec
 from amla_jax.config import OptimConfig
-from amla_jax.nn import build_model, layers, param_count
+from amla_jax.nn import build_model, convs, layers, macro, param_count
+from amla_jax.nn import model as nn_model
 from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import create_train_state, data_mesh, make_train_step, shard_batch
@@ -83,15 +84,19 @@ def load_network(name: str) -> NetworkSpec:
 
 @contextlib.contextmanager
 def conv_impl(impl: str):
-    """Sets the default ``impl`` of ``layers.depthwise_conv`` and ``layers.conv_same``."""
-    saved = layers.depthwise_conv, layers.conv_same
+    """Sets the default ``impl`` of ``layers.depthwise_conv`` and ``layers.conv_same``;
+    ``xla`` also gives the macro body's and stem's ``nn.Conv`` XLA's convolution instead of
+    `convs.conv_general_dilated` (1x1 as a matmul)."""
+    saved = layers.depthwise_conv, layers.conv_same, macro.conv_general_dilated
     if impl != "auto":
         layers.depthwise_conv = functools.partial(saved[0], impl=impl)
         layers.conv_same = functools.partial(saved[1], impl=impl)
+        macro.conv_general_dilated = nn_model.conv_general_dilated = jax.lax.conv_general_dilated
     try:
         yield
     finally:
-        layers.depthwise_conv, layers.conv_same = saved
+        layers.depthwise_conv, layers.conv_same = saved[:2]
+        macro.conv_general_dilated = nn_model.conv_general_dilated = saved[2]
 
 
 def synthetic_batch(batch: int, seed: int = 0) -> dict:
@@ -182,21 +187,33 @@ OP_CASES = (
     ("depthwise 7x7, 1024 ch, 1x1", "depthwise", (64, 1, 1, 1024), (7, 7, 1, 1024)),
     ("conv 5x5 1022->256, 4x4 (Cell11 5x5)", "conv", (64, 4, 4, 1022), (5, 5, 1022, 256)),
     ("conv 3x3 1024->341, 4x4 (Cell12 3x3)", "conv", (64, 4, 4, 1024), (3, 3, 1024, 341)),
+    ("conv 1x1 128->128, 32x32 (Cell2/3 1x1)", "pointwise", (64, 32, 32, 128), (1, 1, 128, 128)),
+    ("conv 1x1 256->85, 16x16 (Cell5 1x1)", "pointwise", (64, 16, 16, 256), (1, 1, 256, 85)),
+    ("conv 1x1 1022->256, 4x4 (Cell11 1x1)", "pointwise", (64, 4, 4, 1022), (1, 1, 1022, 256)),
 )
+FAST_IMPL = {"depthwise": "shift", "conv": "im2col", "pointwise": "matmul"}
+
+
+def _op(kind: str, impl: str):
+    """The convolution of an OP_CASES row under ``impl`` (its fast path or "xla")."""
+    if kind == "pointwise":
+        conv = convs.conv_general_dilated if impl == "matmul" else jax.lax.conv_general_dilated
+        return lambda a, b: conv(a, b, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    fn = layers.depthwise_conv if kind == "depthwise" else layers.conv_same
+    return functools.partial(fn, impl=impl)
 
 
 def op_bench(reps: int) -> list[dict]:
-    """Forward + backward (gradients of input and kernel) of single convolutions: ops'
-    CPU path (shifted slices / im2col) against XLA's convolution."""
+    """Forward + backward (gradients of input and kernel) of single convolutions: the
+    CPU paths (shifted slices / im2col / 1x1 as a matmul) against XLA's convolution."""
     rows = []
     for label, kind, x_shape, k_shape in OP_CASES:
-        fn = layers.depthwise_conv if kind == "depthwise" else layers.conv_same
-        fast = "shift" if kind == "depthwise" else "im2col"
+        fast = FAST_IMPL[kind]
         x = jax.random.normal(jax.random.key(1), x_shape)
         k = jax.random.normal(jax.random.key(2), k_shape) * 0.05
         row = {"op": label, "fast_impl": fast}
         for impl in (fast, "xla"):
-            loss = functools.partial(lambda f, i, a, b: jnp.sum(f(a, b, impl=i) ** 2), fn, impl)
+            loss = functools.partial(lambda f, a, b: jnp.sum(f(a, b) ** 2), _op(kind, impl))
             compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, k).compile()
             jax.block_until_ready(compiled(x, k))
             times = []
