@@ -101,3 +101,23 @@ def test_search_speed_benchmark_runs_tiny(tmp_path):
             assert all(c["compile_share"] is not None for c in candidates)
         assert run["speedup"] > 0
     assert set(report["summary"]) == {"default", "nac"}
+
+
+@pytest.mark.slow
+def test_run_phases_times_a_tiny_search(tmp_path):
+    # The phase timers around a tiny two-candidate NAC run: every candidate is timed and
+    # the phases plus what no phase covers add up to the wall time.
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    try:
+        from search_speed import TINY
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "phases.json"
+    args = ("--json", str(out), "--", *TINY, f"hydra.run.dir={tmp_path / 'run'}")
+    _run("experiments/bench/run_phases.py", *args)
+    found = json.loads(out.read_text())
+    phases = {row["phase"]: row for row in found["phases"]}
+    assert phases["evaluate one candidate (all)"]["calls"] == 2
+    top = sum(row["seconds"] for row in found["phases"] if row["depth"] == 0)
+    assert top == pytest.approx(found["wall_seconds"])
+    assert not found["modules_loaded"]["sklearn"]
