@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, TINY_NETWORK
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, timeout: float = 600) -> str:
     result = subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -65,3 +66,58 @@ def test_supernet_step_benchmark_runs_tiny(tmp_path):
     for row in rows:
         assert row["supernet"]["params"] > row["discrete"]["params"] > 0
         assert row["step_ratio"] > 0 and row["supernet"]["images_per_s"] > 0
+
+
+def _has_revision(rev: str) -> bool:
+    if not (ROOT / ".git").exists():
+        return False
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True
+    )
+    return found.returncode == 0
+
+
+@pytest.mark.slow
+def test_search_speed_benchmark_runs_tiny(tmp_path):
+    # Old commit against this tree, both NAC commands at a tiny size: each side's
+    # candidates.jsonl must be read back and the ratios come out.
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    try:
+        from search_speed import OLD_REV
+    finally:
+        sys.path.pop(0)
+    if not _has_revision(OLD_REV):
+        pytest.skip(f"needs the git history with {OLD_REV} (a checkout, not a shallow copy)")
+    out = tmp_path / "speed.json"
+    _run("experiments/bench/search_speed.py", "--tiny", "--json", str(out), timeout=1200)
+    report = json.loads(out.read_text())
+    assert [run["command"] for run in report["runs"]] == ["default", "nac"]
+    assert Path(report["new"]["package"]).is_relative_to(ROOT)
+    assert not Path(report["old"]["package"]).is_relative_to(ROOT)  # its own checkout
+    for run in report["runs"]:
+        for side in ("old", "new"):
+            candidates = run[side]["candidates"]
+            assert len(candidates) == (2 if run["command"] == "default" else 3)
+            assert all(c["compile_share"] is not None for c in candidates)
+        assert run["speedup"] > 0
+    assert set(report["summary"]) == {"default", "nac"}
+
+
+@pytest.mark.slow
+def test_run_phases_times_a_tiny_search(tmp_path):
+    # The phase timers around a tiny two-candidate NAC run: every candidate is timed and
+    # the phases plus what no phase covers add up to the wall time.
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    try:
+        from search_speed import TINY
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "phases.json"
+    args = ("--json", str(out), "--", *TINY, f"hydra.run.dir={tmp_path / 'run'}")
+    _run("experiments/bench/run_phases.py", *args)
+    found = json.loads(out.read_text())
+    phases = {row["phase"]: row for row in found["phases"]}
+    assert phases["evaluate one candidate (all)"]["calls"] == 2
+    top = sum(row["seconds"] for row in found["phases"] if row["depth"] == 0)
+    assert top == pytest.approx(found["wall_seconds"])
+    assert not found["modules_loaded"]["sklearn"]

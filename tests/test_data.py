@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -66,6 +68,30 @@ def test_digits_splits_are_disjoint_stratified_and_fixed(digits):
     other = load_dataset(DataConfig(name="digits", num_threads=0, split_seed=1))
     np.testing.assert_array_equal(again.indices("test"), digits.indices("test"))
     assert not np.array_equal(other.indices("test"), digits.indices("test"))
+
+
+def test_digits_read_without_scikit_learn_equal_its_loader(monkeypatch):
+    # digits is read from scikit-learn's bundled CSV without importing scikit-learn (a
+    # slow import at every run's start); where the CSV is not found, its loader is used.
+    # Both must give the same dataset, batch for batch.
+    import importlib.util  # noqa: PLC0415
+
+    direct = load_dataset(DataConfig(name="digits", num_threads=0, **AUGMENTED))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    fallback = load_dataset(DataConfig(name="digits", num_threads=0, **AUGMENTED))
+    for split in ("validation", "test"):
+        pairs = zip(direct.eval_batches(split, 100), fallback.eval_batches(split, 100), strict=True)
+        for ours, theirs in pairs:
+            np.testing.assert_array_equal(ours["image"], theirs["image"])
+            np.testing.assert_array_equal(ours["label"], theirs["label"])
+    ours, theirs = (take(d.train_batches(seed=5, batch_size=64), 2) for d in (direct, fallback))
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    check = (
+        "import sys; from amla_jax.data import DataConfig, load_dataset;"
+        "load_dataset(DataConfig(name='digits')); assert 'sklearn' not in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", check], timeout=300).returncode == 0
 
 
 def test_validation_size_count_fraction_and_zero():

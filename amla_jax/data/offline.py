@@ -17,7 +17,10 @@ Synopsis:
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +54,29 @@ def _carve_splits(
     }
 
 
+def _read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``(uint8 images (1797, 8, 8, 1), int32 labels)``.
+
+    Read from the CSV that scikit-learn bundles, as its ``load_digits`` does, but
+    without importing scikit-learn: that import (SciPy with it) took 1.5-3 s of every
+    run's start on a 2-core CPU (experiments/bench/README.md). Where the file is not
+    found (another scikit-learn layout), scikit-learn's own loader is used.
+    """
+    spec = importlib.util.find_spec("sklearn")  # locates the package, imports nothing
+    folders = (spec and spec.submodule_search_locations) or []
+    paths = [Path(f) / "datasets" / "data" / "digits.csv.gz" for f in folders]
+    path = next((p for p in paths if p.is_file()), None)
+    if path is None:
+        from sklearn.datasets import load_digits as sklearn_load_digits  # noqa: PLC0415
+
+        bunch = sklearn_load_digits()
+        return bunch.images.astype(np.uint8)[..., None], bunch.target.astype(np.int32)
+    with gzip.open(path, "rt", encoding="utf-8") as text:
+        data = np.loadtxt(text, delimiter=",")
+    images = data[:, :-1].reshape(-1, 8, 8).astype(np.uint8)[..., None]
+    return images, data[:, -1].astype(np.int32)
+
+
 def load_digits(cfg: DataConfig) -> Dataset:
     """Loads scikit-learn's bundled 8x8 digits, pixel values 0..16 scaled to [0, 1].
 
@@ -61,12 +87,8 @@ def load_digits(cfg: DataConfig) -> Dataset:
         The dataset: 10 classes, 360 test images, the remaining 1437 split into
         training and validation.
     """
-    from sklearn.datasets import load_digits as sklearn_load_digits
-
     check_config(cfg)
-    bunch = sklearn_load_digits()
-    images = bunch.images.astype(np.uint8)[..., None]
-    labels = bunch.target.astype(np.int32)
+    images, labels = _read_digits()
     return build_dataset(
         cfg,
         num_classes=10,
