@@ -68,6 +68,17 @@ def test_supernet_step_benchmark_runs_tiny(tmp_path):
         assert row["step_ratio"] > 0 and row["supernet"]["images_per_s"] > 0
 
 
+def _search_speed():
+    """experiments/bench/search_speed.py as a module (its constants are the tests' too)."""
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    try:
+        import search_speed  # noqa: PLC0415
+
+        return search_speed
+    finally:
+        sys.path.pop(0)
+
+
 def _has_revision(rev: str) -> bool:
     if not (ROOT / ".git").exists():
         return False
@@ -81,11 +92,7 @@ def _has_revision(rev: str) -> bool:
 def test_search_speed_benchmark_runs_tiny(tmp_path):
     # Old commit against this tree, both NAC commands at a tiny size: each side's
     # candidates.jsonl must be read back and the ratios come out.
-    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
-    try:
-        from search_speed import OLD_REV
-    finally:
-        sys.path.pop(0)
+    OLD_REV = _search_speed().OLD_REV
     if not _has_revision(OLD_REV):
         pytest.skip(f"needs the git history with {OLD_REV} (a checkout, not a shallow copy)")
     out = tmp_path / "speed.json"
@@ -107,11 +114,7 @@ def test_search_speed_benchmark_runs_tiny(tmp_path):
 def test_run_phases_times_a_tiny_search(tmp_path):
     # The phase timers around a tiny two-candidate NAC run: every candidate is timed and
     # the phases plus what no phase covers add up to the wall time.
-    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
-    try:
-        from search_speed import TINY
-    finally:
-        sys.path.pop(0)
+    TINY = _search_speed().TINY
     out = tmp_path / "phases.json"
     args = ("--json", str(out), "--", *TINY, f"hydra.run.dir={tmp_path / 'run'}")
     _run("experiments/bench/run_phases.py", *args)
