@@ -40,9 +40,9 @@ from amla_jax.train.nac_stats import read_scalars, read_utilities
 from amla_jax.train.programs import PROGRAMS, ProgramCache, program_key
 from amla_jax.train.state import (
     TrainState,
-    create_train_state,
+    lower_initialisation,
     model_variables,
-    train_state_shapes,
+    run_initialisation,
 )
 from amla_jax.train.step import data_mesh, replicate, replicated_shapes, shard_batch
 
@@ -144,8 +144,8 @@ def _check_finite(metrics: dict[str, float], step: int) -> None:
         raise CandidateFailed(f"non-finite train/loss ({loss}) at step {step}", steps=step)
 
 
-def _initial_state(program, key: jax.Array, image_shape: tuple, mesh: Mesh) -> TrainState:
-    return replicate(create_train_state(program.model, key, image_shape, program.tx), mesh)
+def _initial_state(init: jax.stages.Lowered, key: jax.Array, mesh: Mesh) -> TrainState:
+    return replicate(run_initialisation(init, key), mesh)
 
 
 def _measure_flops(spec: NetworkSpec, info, state: TrainState) -> float:
@@ -202,14 +202,14 @@ def train_and_evaluate(
         next(dataset.eval_batches(eval_splits[-1], train.eval_batch_size)), mesh
     )
     calibrate = train.bn_calibration_batches > 0
+    init = lower_initialisation(program.model, init_key, info.image_shape, program.tx)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The initialisation compiles (on another core) while the steps lower and compile
         # for its shapes; XLA compiles each program on one core.
-        initialised = pool.submit(_initial_state, program, init_key, info.image_shape, mesh)
-        shapes = train_state_shapes(program.model, init_key, info.image_shape, program.tx)
+        initialised = pool.submit(_initial_state, init, init_key, mesh)
         faults.point("compile")
         program, compile_seconds = programs.compile(
-            pkey, replicated_shapes(shapes, mesh), first, eval_example, calibrate
+            pkey, replicated_shapes(init.out_info, mesh), first, eval_example, calibrate
         )
         state = initialised.result()
     # With several processes (`amla_jax.train.distributed`) only process 0 writes.

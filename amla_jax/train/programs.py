@@ -124,7 +124,8 @@ class ProgramCache:
         Args:
           key: the program's key; ``state`` must come from ``get(key)``'s model and tx.
           state, train_batch, eval_batch: example arguments placed as the real ones, or
-            their shapes (`train_state_shapes` with `replicated_shapes`).
+            their shapes (`lower_initialisation`'s ``out_info`` placed by
+            `replicated_shapes`).
           calibrate: whether the calibration step is needed.
 
         Returns:

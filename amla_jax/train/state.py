@@ -52,16 +52,21 @@ def create_train_state(
       A `TrainState` at step 0 whose EMA weights equal its parameters.
     """
 
-    init = _init_fn(model, input_shape, tx)
-    return jax.jit(init).lower(key).compile(compiler_options=_RUN_ONCE)(key)
+    return run_initialisation(lower_initialisation(model, key, input_shape, tx), key)
 
 
-def train_state_shapes(
+def lower_initialisation(
     model, key: jax.Array, input_shape: tuple[int, ...], tx: optax.GradientTransformation
-) -> TrainState:
-    """`create_train_state`'s result as shapes and dtypes (``jax.eval_shape``): enough to
-    compile the steps while the initialisation itself compiles."""
-    return jax.eval_shape(_init_fn(model, input_shape, tx), key)
+) -> jax.stages.Lowered:
+    """`create_train_state`'s initialisation traced and lowered, not yet compiled: its
+    ``out_info`` (the state's shapes and dtypes) is enough to compile the steps while
+    `run_initialisation` compiles it."""
+    return jax.jit(_init_fn(model, input_shape, tx)).lower(key)
+
+
+def run_initialisation(lowered: jax.stages.Lowered, key: jax.Array) -> TrainState:
+    """Compiles a `lower_initialisation` result (at -O0) and runs it on ``key``."""
+    return lowered.compile(compiler_options=_RUN_ONCE)(key)
 
 
 def _init_fn(model, input_shape: tuple[int, ...], tx: optax.GradientTransformation):
