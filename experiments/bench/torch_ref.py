@@ -357,7 +357,14 @@ def main() -> None:
     parser.add_argument("--ema-decay", type=float, default=0.9999)
     parser.add_argument("--check", help="npz from train_step.py: initial weights + logits")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda (auto: cuda if present)")
     args = parser.parse_args()
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    # cuDNN picks its fastest algorithm per shape in the first steps (what DARTS' and
+    # most PyTorch training scripts turn on); the warm-up steps absorb that search.
+    torch.backends.cudnn.benchmark = device.type == "cuda"
 
     torch.manual_seed(args.seed)
     with open(args.spec) as f:
@@ -378,15 +385,16 @@ def main() -> None:
         result["check_max_abs_diff"] = float(np.abs(logits - data["logits"]).max())
         result["check_logits_scale"] = scale
 
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(device, memory_format=torch.channels_last).train()
     params = list(model.parameters())
     ema = [p.detach().clone() for p in params]
     optimizer = torch.optim.SGD(
         params, lr=args.lr, momentum=args.momentum, nesterov=True, foreach=True
     )
     size = args.image_size
-    images = torch.randn(args.batch, 3, size, size).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, args.num_classes, (args.batch,))
+    images = torch.randn(args.batch, 3, size, size, device=device)
+    images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
 
     def step(t: int) -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -420,6 +428,9 @@ def main() -> None:
         channels_last=images.is_contiguous(memory_format=torch.channels_last),
     )
     result["images_per_s"] = args.batch / result["step_s_median"]
+    result["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if device.type == "cuda":
+        result["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     json.dump(result, sys.stdout)
     print()
 

@@ -160,6 +160,9 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
         steps=len(measured),
         final_loss=loss,
     )
+    peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+    if peak:
+        result["peak_gib"] = peak / 2**30
     result["images_per_s"] = args.batch / result["step_s_median"]
     return result
 
@@ -262,6 +265,8 @@ def measure_torch(spec: NetworkSpec, python: str, args) -> dict:
             f"--clip={optim.clip_norm}",
             f"--ema-decay={optim.ema_decay}",
             f"--seed={args.seed}",
+            # the twin runs where JAX runs: the same GPU, or this CPU
+            f"--device={'cuda' if jax.default_backend() == 'gpu' else 'cpu'}",
         ]
         if args.check:
             command.append(f"--check={write_check(spec, args, Path(tmp))}")
