@@ -239,21 +239,10 @@ def make_step(model, optimizer, scheduler, images, labels, aux_weight=0.4, clip=
     return step
 
 
-def measure(args: argparse.Namespace) -> dict:
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.benchmark = True  # as DARTS' train.py
-    model = NetworkCIFAR(args.channels, 10, args.layers).to(device).train()
-    params, params_with_aux = param_counts(model)
-    total = args.epochs * args.steps
-    optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(total))
-    images = torch.randn(args.batch, 3, 32, 32, device=device)
-    labels = torch.randint(0, 10, (args.batch,), device=device)
-    step = make_step(model, optimizer, scheduler, images, labels)
+def time_steps(step, args: argparse.Namespace, device: torch.device) -> dict:
+    """The first step, ``--warmup`` untimed steps, then ``--steps`` timed ones."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    total = args.epochs * args.steps
     sync()
     started = time.perf_counter()
     loss = step(0.0)  # cudnn.benchmark autotunes here: eager's nearest thing to a compile
@@ -272,6 +261,31 @@ def measure(args: argparse.Namespace) -> dict:
     sync()
     seconds = time.perf_counter() - started
     steps_ms = [1e3 * (b - a) for a, b in itertools.pairwise([started, *times])]
+    return {
+        "first_step_s": round(first_step, 2),
+        "epoch_s": round(seconds, 2),
+        "step_ms": round(1e3 * seconds / args.steps, 2),
+        "median_step_ms": round(statistics.median(steps_ms), 2) if steps_ms else None,
+        "images_per_s": round(args.steps * args.batch / seconds, 1),
+        "final_loss": float(loss),
+    }
+
+
+def measure(args: argparse.Namespace) -> dict:
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.benchmark = True  # as DARTS' train.py
+    model = NetworkCIFAR(args.channels, 10, args.layers).to(device).train()
+    params, params_with_aux = param_counts(model)
+    optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    total = float(args.epochs * args.steps)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    images = torch.randn(args.batch, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (args.batch,), device=device)
+    step = make_step(model, optimizer, scheduler, images, labels)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timed = time_steps(step, args, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {
         "network": "darts_v2",
@@ -285,13 +299,8 @@ def measure(args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "warmup": args.warmup,
         "steps": args.steps,
-        "first_step_s": round(first_step, 2),
-        "epoch_s": round(seconds, 2),
-        "step_ms": round(1e3 * seconds / args.steps, 2),
-        "median_step_ms": round(statistics.median(steps_ms), 2) if steps_ms else None,
-        "images_per_s": round(args.steps * args.batch / seconds, 1),
+        **timed,
         "peak_gib": None if peak is None else round(peak, 3),
-        "final_loss": float(loss),
     }
 
 
