@@ -3,7 +3,10 @@ batch 2, one step): the numbers they record must stay reproducible at main."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +127,49 @@ def test_run_phases_times_a_tiny_search(tmp_path):
     top = sum(row["seconds"] for row in found["phases"] if row["depth"] == 0)
     assert top == pytest.approx(found["wall_seconds"])
     assert not found["modules_loaded"]["sklearn"]
+
+
+def _torch_python() -> str:
+    """A Python with torch: $TORCH_PYTHON, else this one if it has torch (CI has none)."""
+    python = os.environ.get("TORCH_PYTHON")
+    if python:
+        return python
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch: set TORCH_PYTHON to a Python that has it")
+    return sys.executable
+
+
+@pytest.mark.slow
+def test_torch_darts_twin_counts_like_the_zoo(tmp_path):
+    # The PyTorch twin of DARTS V2 (torch_darts.py, beside epoch_benchmark.py) must build
+    # the zoo's network: the same parameters with and without the auxiliary head.
+    out = tmp_path / "torch.json"
+    args = ("--device", "cpu", "--batch", "2", "--steps", "1", "--json", str(out))
+    result = subprocess.run(
+        [_torch_python(), str(ROOT / "experiments/zoo/torch_darts.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert (record["params"], record["params_with_aux"]) == (3_349_342, 3_825_768)
+    assert math.isfinite(record["final_loss"]) and record["images_per_s"] > 0
+    assert json.loads(out.read_text()) == record
+
+
+@pytest.mark.slow
+def test_zoo_epoch_benchmark_twin_is_darts_only(tiny_json):
+    # --torch-python compares against DARTS V2 only: any other network is a one-line error.
+    args = ("--network", str(tiny_json), "--torch-python", sys.executable)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments/zoo/epoch_benchmark.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --torch-python needs --network darts_v2")

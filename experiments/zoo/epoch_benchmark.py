@@ -4,9 +4,15 @@ Times the whole training step as the recipe runs it (drop-path, auxiliary loss, 
 global-norm clip, SGD with momentum) on a device-resident synthetic batch, so it measures
 the model, not the input pipeline. Prints one JSON line.
 
+With ``--torch-python PY`` (DARTS V2 only) it then runs ``torch_darts.py``, DARTS' own
+PyTorch network and step, under PY on the same device with the same batch, steps and
+warm-up, and prints a second line with both rows and the images/s ratio (JAX / PyTorch).
+
 Synopsis::
 
     python experiments/zoo/epoch_benchmark.py --network darts_v2 --batch 96 --steps 521
+    python experiments/zoo/epoch_benchmark.py --network darts_v2 --batch 96 --steps 521 \
+        --warmup 5 --torch-python python3 --json darts_epoch.json
     python experiments/zoo/epoch_benchmark.py --network my_spec.json --batch 2 --steps 1  # tiny
 """
 
@@ -15,6 +21,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,15 +64,36 @@ def make_step(model, tx, images, labels, l2: float, aux_weight: float):
     return step
 
 
-def main() -> None:
+TORCH_TWIN = Path(__file__).with_name("torch_darts.py")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--network", default="darts_v2", help="a conf/model name, or a spec JSON file"
     )
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--steps", type=int, default=521, help="50,000 // 96 + 1 = one epoch")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed steps after compiling")
     parser.add_argument("--epochs", type=int, default=600, help="for the lr and drop-path ramps")
+    parser.add_argument(
+        "--torch-python", help="also time torch_darts.py (PyTorch) under this Python"
+    )
+    parser.add_argument("--json", help="also write every row here (one JSON line each)")
     args = parser.parse_args()
+    if args.torch_python and args.network != "darts_v2":
+        fail(f"--torch-python needs --network darts_v2 (the twin is DARTS V2), not {args.network}")
+    return args
+
+
+def fail(message: str) -> None:
+    """A user mistake: one line, exit 2 (the project's convention for entry points)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def measure_jax(args: argparse.Namespace) -> dict:
+    """The JAX row: compile (the first step), ``--warmup`` steps, then ``--steps`` timed."""
     path = Path(args.network)
     spec = load_spec(path) if path.suffix == ".json" else load_network(args.network)
     model = build_model(spec, 10)
@@ -83,31 +113,82 @@ def main() -> None:
     state = step(params, batch_stats, opt_state, key, jnp.float32(0.0))
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - started
+    for i in range(args.warmup):
+        state = step(*state[:3], jax.random.fold_in(key, i), jnp.float32(0.2 * i / total))
+    jax.block_until_ready(state)
     started = time.perf_counter()
-    for i in range(args.steps):
+    for i in range(args.warmup, args.warmup + args.steps):
         rate = jnp.float32(0.2 * i / total)
         state = step(*state[:3], jax.random.fold_in(key, i), rate)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - started
     stats = jax.devices()[0].memory_stats() or {}
-    print(
-        json.dumps(
-            {
-                "network": args.network,
-                "device": jax.devices()[0].device_kind,
-                "jax": jax.__version__,
-                "params": param_count(state[0]),
-                "batch": args.batch,
-                "steps": args.steps,
-                "compile_s": round(compile_seconds, 1),
-                "epoch_s": round(seconds, 2),
-                "step_ms": round(1e3 * seconds / args.steps, 2),
-                "images_per_s": round(args.steps * args.batch / seconds, 1),
-                "peak_gib": round(stats.get("peak_bytes_in_use", 0) / 2**30, 3),
-                "final_loss": float(state[3]),
-            }
-        )
-    )
+    return {
+        "network": args.network,
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "params": param_count(state[0]),
+        "batch": args.batch,
+        "steps": args.steps,
+        "compile_s": round(compile_seconds, 1),
+        "epoch_s": round(seconds, 2),
+        "step_ms": round(1e3 * seconds / args.steps, 2),
+        "images_per_s": round(args.steps * args.batch / seconds, 1),
+        "peak_gib": round(stats.get("peak_bytes_in_use", 0) / 2**30, 3),
+        "final_loss": float(state[3]),
+        "warmup": args.warmup,
+    }
+
+
+def measure_torch(args: argparse.Namespace) -> dict:
+    """Runs torch_darts.py under ``--torch-python`` on JAX's kind of device; its JSON line."""
+    device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+    command = [
+        args.torch_python,
+        str(TORCH_TWIN),
+        *(f"--device={device}", f"--batch={args.batch}", f"--steps={args.steps}"),
+        *(f"--warmup={args.warmup}", f"--epochs={args.epochs}"),
+    ]
+    # libgomp's busy-waiting threads collapse on a shared CPU (as in bench/train_step.py).
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    except OSError as error:
+        fail(f"--torch-python {args.torch_python} does not run: {error}")
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["(no output)"]
+        fail(f"torch_darts.py under {args.torch_python} failed: {lines[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(jax_row: dict, torch_row: dict) -> dict:
+    """The combined line: both rows and the ratios the README table needs."""
+    return {
+        "network": "darts_v2",
+        "batch": jax_row["batch"],
+        "steps": jax_row["steps"],
+        "warmup": jax_row["warmup"],
+        "jax_images_per_s_over_torch": round(
+            jax_row["images_per_s"] / torch_row["images_per_s"], 3
+        ),
+        "jax_compile_s": jax_row["compile_s"],
+        "torch_first_step_s": torch_row["first_step_s"],
+        "params_equal": jax_row["params"] == torch_row["params"],
+        "jax": jax_row,
+        "torch": torch_row,
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    rows = [measure_jax(args)]
+    print(json.dumps(rows[0]), flush=True)  # the last line when there is no twin
+    if args.torch_python:
+        rows.append(measure_torch(args))
+        rows.append(compare(*rows))
+        print(json.dumps(rows[-1]))
+    if args.json:
+        Path(args.json).write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 if __name__ == "__main__":
