@@ -98,8 +98,15 @@ class OffsetBatchNorm(nn.Module):
         self.register_buffer("var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # cuDNN's batch-norm backward needs a weight when it has a bias: a constant one
+        # there (not a parameter, made once per device) is the same function.
+        scale = self.scale
+        if scale is None:
+            if getattr(self, "_ones", None) is None or self._ones.device != x.device:
+                self._ones = torch.ones_like(self.bias, requires_grad=False)
+            scale = self._ones
         return F.batch_norm(
-            x, self.mean, self.var, self.scale, self.bias, self.training, 1.0 - self.decay, 1e-3
+            x, self.mean, self.var, scale, self.bias, self.training, 1.0 - self.decay, 1e-3
         )
 
 

@@ -113,6 +113,7 @@ def measure_jax(args: argparse.Namespace) -> dict:
     state = step(params, batch_stats, opt_state, key, jnp.float32(0.0))
     jax.block_until_ready(state)
     compile_seconds = time.perf_counter() - started
+    print(f"compiled (and ran the first step) in {compile_seconds:.1f} s", file=sys.stderr)
     for i in range(args.warmup):
         state = step(*state[:3], jax.random.fold_in(key, i), jnp.float32(0.2 * i / total))
     jax.block_until_ready(state)
