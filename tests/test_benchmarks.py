@@ -173,3 +173,17 @@ def test_zoo_epoch_benchmark_twin_is_darts_only(tiny_json):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --torch-python needs --network darts_v2")
+
+
+@pytest.mark.slow
+def test_xla_flags_benchmark_runs_tiny(tmp_path):
+    # Two tiny two-candidate runs, the baseline and one flag variant: each run's
+    # candidates come back with ratios to the baseline, and a flag that only changes
+    # how LLVM optimises finds the same candidates.
+    out = tmp_path / "flags.json"
+    _run("experiments/bench/xla_flags.py", "--tiny", "--json", str(out), timeout=1200)
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"baseline", "no_expensive_llvm"}
+    assert rows["baseline"]["compile_seconds_vs_baseline"] == 1.0
+    assert rows["no_expensive_llvm"]["compile_seconds"] > 0
+    assert rows["no_expensive_llvm"]["same_candidates"] is True

@@ -38,6 +38,7 @@ from amla_jax.nn import build_model
 from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
 from amla_jax.train.calibrate import make_calibration_step
+from amla_jax.train.compile_options import compile_lowered
 from amla_jax.train.evaluate import make_eval_step
 from amla_jax.train.state import TrainState
 from amla_jax.train.step import make_train_step
@@ -162,9 +163,10 @@ def compile_concurrently(lowerings: dict[str, Callable]) -> dict[str, Any]:
     """Lowers each program in turn (tracing holds Python's lock) and compiles them in
     threads as soon as each is lowered: XLA compiles a program on one core and releases
     the lock, so on a 2-core machine the train step's compile overlaps the lowering and
-    compiling of the evaluation and calibration steps (experiments/bench/README.md)."""
+    compiling of the evaluation and calibration steps (experiments/bench/README.md).
+    Each compiles with `compile_lowered`'s options."""
     with ThreadPoolExecutor(max_workers=len(lowerings)) as pool:
-        futures = {name: pool.submit(lower().compile) for name, lower in lowerings.items()}
+        futures = {name: pool.submit(compile_lowered, lower()) for name, lower in lowerings.items()}
         return {name: future.result() for name, future in futures.items()}
 
 

@@ -17,6 +17,7 @@ import optax
 from flax.training import train_state
 
 from amla_jax.nn import init_variables
+from amla_jax.train.compile_options import compile_lowered
 
 
 class TrainState(train_state.TrainState):
@@ -66,7 +67,7 @@ def lower_initialisation(
 
 def run_initialisation(lowered: jax.stages.Lowered, key: jax.Array) -> TrainState:
     """Compiles a `lower_initialisation` result (at -O0) and runs it on ``key``."""
-    return lowered.compile(compiler_options=_RUN_ONCE)(key)
+    return compile_lowered(lowered, _RUN_ONCE)(key)
 
 
 def _init_fn(model, input_shape: tuple[int, ...], tx: optax.GradientTransformation):

@@ -5,7 +5,8 @@ The JAX row is the real thing: the network is read with ``amla_jax.spec``, built
 ``amla_jax.nn.build_model``, and trained by the step that ``amla_jax.train.make_train_step``
 returns (jitted, state donated; what ``train_and_evaluate`` compiles) with
 ``make_optimizer(OptimConfig())``: momentum 0.9 Nesterov, L2 3e-4 in the loss, per-tensor
-clip 5, the weight EMA. Compile time is the wall time of ``.lower(...)`` plus ``.compile()``.
+clip 5, the weight EMA. Compile time is the wall time of ``.lower(...)`` plus the compile
+with the options ``train_and_evaluate`` uses (`amla_jax.train.compile_options`).
 
 The ``xla`` row measures the same step with ``amla_jax.nn.layers``' CPU fast paths turned off
 (``depthwise_conv(impl="xla")`` instead of shifted slices, ``conv_same(impl="xla")``
@@ -57,6 +58,7 @@ from amla_jax.nn import model as nn_model
 from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import create_train_state, data_mesh, make_train_step, shard_batch
+from amla_jax.train.compile_options import compile_lowered
 
 TORCH_REF = Path(__file__).resolve().with_name("torch_ref.py")
 NETWORKS = {  # short name -> conf/model/<name>.yaml
@@ -133,7 +135,7 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
         started = time.perf_counter()
         lowered = step.lower(state, batch, key)
         lowered_at = time.perf_counter()
-        compiled = lowered.compile()
+        compiled = compile_lowered(lowered)  # the options train_and_evaluate compiles with
         compiled_at = time.perf_counter()
     print(f"    compiled in {compiled_at - started:.1f} s", file=sys.stderr, flush=True)
     result = {
