@@ -132,7 +132,9 @@ def test_the_train_step_is_amlas_recipe_written_out(tiny_spec, digits):
     ema = optax.incremental_update(params, start.ema_params, 1.0 - 1.0 / 10.0)
     assert float(metrics["train/loss"]) == pytest.approx(float(loss), rel=1e-5)
     for mine, theirs in ((new.params, params), (new.ema_params, ema)):
-        for a, b in zip(jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs)):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs), strict=True
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
