@@ -69,22 +69,25 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict:
     return report
 
 
+def totals(record: dict) -> dict:
+    """A run's wall seconds and its candidates' summed compile and training seconds."""
+    return {
+        "wall_seconds": record["wall_seconds"],
+        "compile_seconds": sum(c["compile_seconds"] for c in record["candidates"]),
+        "train_seconds": sum(c["train_seconds"] for c in record["candidates"]),
+    }
+
+
 def summarize(report: dict) -> list[dict]:
     base = report["variants"].get("baseline")
+    base_totals = totals(base) if base and not base.get("error") else None
     rows = []
     for name, record in report["variants"].items():
         row = {"variant": name, "flags": record["flags"], "error": record.get("error")}
         if not row["error"]:
-            row["wall_seconds"] = record["wall_seconds"]
-            row["compile_seconds"] = sum(c["compile_seconds"] for c in record["candidates"])
-            row["train_seconds"] = sum(c["train_seconds"] for c in record["candidates"])
-            if base and not base.get("error"):
-                theirs = {
-                    "wall_seconds": base["wall_seconds"],
-                    "compile_seconds": sum(c["compile_seconds"] for c in base["candidates"]),
-                    "train_seconds": sum(c["train_seconds"] for c in base["candidates"]),
-                }
-                for key, value in theirs.items():
+            row.update(totals(record))
+            if base_totals:
+                for key, value in base_totals.items():
                     row[f"{key}_vs_baseline"] = row[key] / value if value else None
                 row["same_candidates"] = outcome(record) == outcome(base)
         rows.append(row)
