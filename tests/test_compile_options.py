@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from amla_jax.train.compile_options import CPU_OPTIONS, compile_lowered, options_for
 
@@ -37,3 +38,43 @@ def test_the_classic_emitters_compute_the_same_step_values():
     ours = compile_lowered(lowered)(x)
     xla_default = lowered.compile(compiler_options={"xla_cpu_use_fusion_emitters": True})(x)
     np.testing.assert_allclose(ours, xla_default, rtol=1e-5, atol=1e-5)
+
+
+class _RecordingLowered:
+    """Stands in for a `jax.stages.Lowered`: records the options each compile asked for
+    and refuses the names in ``unknown`` as a jaxlib that lacks them does."""
+
+    def __init__(self, unknown=(), failure=None):
+        self.unknown, self.failure, self.asked = set(unknown), failure, []
+
+    def compile(self, compiler_options=None):
+        self.asked.append(compiler_options)
+        if self.failure:
+            raise RuntimeError(self.failure)
+        refused = sorted(self.unknown & set(compiler_options or {}))
+        if refused:
+            raise RuntimeError(f"INVALID_ARGUMENT: No such compile option: '{refused[0]}'")
+        return "compiled"
+
+
+def test_compile_lowered_passes_the_options_and_retries_without_refused_ones(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    lowered = _RecordingLowered()
+    assert compile_lowered(lowered, {"xla_backend_optimization_level": 0}) == "compiled"
+    assert lowered.asked == [{**CPU_OPTIONS, "xla_backend_optimization_level": 0}]
+
+    lowered = _RecordingLowered(unknown=CPU_OPTIONS)
+    assert compile_lowered(lowered, {"xla_backend_optimization_level": 0}) == "compiled"
+    assert lowered.asked == [
+        {**CPU_OPTIONS, "xla_backend_optimization_level": 0},
+        {"xla_backend_optimization_level": 0},
+    ]
+
+
+def test_compile_lowered_reraises_errors_that_are_not_a_refused_option(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    lowered = _RecordingLowered(failure="RESOURCE_EXHAUSTED: out of memory")
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
+        compile_lowered(lowered)
+    assert len(lowered.asked) == 1
