@@ -1,18 +1,29 @@
 """XLA compile options for the programs a search compiles once per candidate.
 
 A search compiles every candidate's programs afresh, and on CPU compiling takes most of
-a candidate's time. XLA:CPU's MLIR fusion emitters (its default) took ~20% longer to
-compile the no-argument run's candidates than its classic LLVM IR emitters, for the same
-step time (``experiments/bench/xla_flags.py``; experiments/bench/README.md), so
-`compile_lowered` asks for the classic emitters on CPU. The option is per program: a
-jaxlib that does not know it refuses it with INVALID_ARGUMENT, and the program then
-compiles with XLA's defaults; naming ``xla_cpu_use_fusion_emitters`` in ``$XLA_FLAGS``
-(``=true`` for XLA's default) takes precedence.
+a candidate's time at small budgets. Two per-program options, each measured
+(experiments/bench/README.md):
+
+- ``CPU_OPTIONS``, every CPU program: YNNPACK gets only the reductions
+  (``xla_cpu_experimental_ynn_fusion_type``); XLA's default also hands it each
+  convolution and matmul, which made the no-argument run 1.16x slower and the train step
+  of AMLA's "run" network 1.2-1.3x slower.
+- `emitter_options`: XLA:CPU's classic LLVM IR fusion emitters instead of its MLIR ones
+  (the default) for programs on small batches (at most ``SMALL_BATCH_PIXELS`` pixels, such
+  as digits' 50 x 8 x 8): they compiled the no-argument run's candidates ~20% faster for
+  the same step time. Not on larger batches: on AMLA's EnvelopeNet at CIFAR shape (64 x
+  32 x 32) their elementwise code stepped 1.24x slower at -O1, and compiled 2.3x slower at
+  XLA's default -O2.
+
+A jaxlib that does not know an option (or its value) refuses it with INVALID_ARGUMENT,
+and the program compiles with XLA's default for it; naming the flag in ``$XLA_FLAGS``
+takes precedence.
 
 Synopsis::
 
-    from amla_jax.train.compile_options import compile_lowered
-    compiled = compile_lowered(jax.jit(step).lower(state, batch, key))
+    from amla_jax.train.compile_options import compile_lowered, emitter_options
+    compiled = compile_lowered(jax.jit(step).lower(state, batch, key),
+                               emitter_options(batch["image"].shape))
     init = compile_lowered(lowered_init, {"xla_backend_optimization_level": 0})
 """
 
@@ -21,17 +32,31 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 
-CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+CLASSIC_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
+SMALL_BATCH_PIXELS = 16_384  # digits: 50 x 8 x 8 = 3,200; CIFAR: 64 x 32 x 32 = 65,536
+
+
+def emitter_options(batch_shape: tuple[int, ...]) -> dict:
+    """`CLASSIC_EMITTERS` for a program on NHWC batches of ``batch_shape`` with at most
+    ``SMALL_BATCH_PIXELS`` pixels (batch x height x width), else nothing (XLA's default)."""
+    if len(batch_shape) == 4 and np.prod(batch_shape[:3]) <= SMALL_BATCH_PIXELS:
+        return dict(CLASSIC_EMITTERS)
+    return {}
 
 
 def options_for(backend: str, extra: dict | None = None) -> dict:
-    """The compile options `compile_lowered` passes on ``backend``: ``CPU_OPTIONS`` on
-    CPU (less any that ``$XLA_FLAGS`` names) and ``extra``."""
-    options = dict(CPU_OPTIONS) if backend == "cpu" else {}
+    """The compile options `compile_lowered` passes on ``backend``: ``CPU_OPTIONS`` and
+    ``extra``, less any that ``$XLA_FLAGS`` names and, off CPU, any ``xla_cpu_`` one."""
+    options = {**(CPU_OPTIONS if backend == "cpu" else {}), **(extra or {})}
     flags = os.environ.get("XLA_FLAGS", "")
-    options = {name: value for name, value in options.items() if name not in flags}
-    return {**options, **(extra or {})}
+    return {
+        name: value
+        for name, value in options.items()
+        if name not in flags and (backend == "cpu" or not name.startswith("xla_cpu_"))
+    }
 
 
 def compile_lowered(lowered: jax.stages.Lowered, extra: dict | None = None):
@@ -42,8 +67,13 @@ def compile_lowered(lowered: jax.stages.Lowered, extra: dict | None = None):
         try:
             return lowered.compile(compiler_options=options)
         except RuntimeError as error:  # jax.errors.JaxRuntimeError
-            unknown = [name for name in options if f"compile option: '{name}'" in str(error)]
+            unknown = [name for name in options if _refused(name, str(error))]
             if not unknown:
                 raise
             options = {k: v for k, v in options.items() if k not in unknown}
     return lowered.compile()
+
+
+def _refused(name: str, message: str) -> bool:
+    """True where ``message`` says this jaxlib does not know option ``name`` or its value."""
+    return f"compile option: '{name}'" in message or f"setting option {name}," in message

@@ -58,7 +58,7 @@ from amla_jax.nn import model as nn_model
 from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import create_train_state, data_mesh, make_train_step, shard_batch
-from amla_jax.train.compile_options import compile_lowered
+from amla_jax.train.compile_options import compile_lowered, emitter_options
 
 TORCH_REF = Path(__file__).resolve().with_name("torch_ref.py")
 NETWORKS = {  # short name -> conf/model/<name>.yaml
@@ -135,7 +135,8 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
         started = time.perf_counter()
         lowered = step.lower(state, batch, key)
         lowered_at = time.perf_counter()
-        compiled = compile_lowered(lowered)  # the options train_and_evaluate compiles with
+        # the options train_and_evaluate compiles with
+        compiled = compile_lowered(lowered, emitter_options(batch["image"].shape))
         compiled_at = time.perf_counter()
     print(f"    compiled in {compiled_at - started:.1f} s", file=sys.stderr, flush=True)
     result = {

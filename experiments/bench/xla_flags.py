@@ -35,9 +35,11 @@ from search_speed import ROOT, TINY, run_one  # noqa: E402
 
 VARIANTS = {  # name -> flags added to $XLA_FLAGS
     "baseline": "",
-    # amla_jax compiles with XLA's classic emitters (amla_jax.train.compile_options); this
+    # amla_jax compiles small-batch programs (digits) with XLA's classic emitters; this
     # restores XLA:CPU's default, its MLIR fusion emitters
     "mlir_fusion_emitters": "--xla_cpu_use_fusion_emitters=true",
+    # and hands only reductions to YNNPACK; this restores XLA:CPU's default YNNPACK fusions
+    "ynn_default": "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce",
     "no_expensive_llvm": "--xla_llvm_disable_expensive_passes=true",
     "legacy_runtime": "--xla_cpu_use_thunk_runtime=false",
     "default_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
