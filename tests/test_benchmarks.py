@@ -187,3 +187,18 @@ def test_xla_flags_benchmark_runs_tiny(tmp_path):
     assert rows["baseline"]["compile_seconds_vs_baseline"] == 1.0
     assert rows["no_expensive_llvm"]["compile_seconds"] > 0
     assert rows["no_expensive_llvm"]["same_candidates"] is True
+
+
+@pytest.mark.slow
+def test_compile_probe_runs_tiny(tmp_path):
+    # The plain-JAX probe, each of amla_jax's differences added in turn, and amla_jax's own
+    # step for the same one-cell network: every row compiles, trains and is counted.
+    out = tmp_path / "probe.json"
+    printed = _run("experiments/bench/compile_probe.py", "--tiny", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    names = ["plain", "+shift", "+matmul1x1", "+taps", "+l2", "+tensor_clip", "amla_jax"]
+    assert [row["row"] for row in rows] == names
+    for row in rows:
+        assert row["fusions"] > 0 and row["compile_s"] > 0 and row["step_ms"] > 0
+        assert math.isfinite(row["loss"])
+    assert printed.count("fusions") == len(names)
