@@ -39,7 +39,7 @@ import argparse
 import json
 import statistics
 import sys
-import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,9 @@ from amla_jax.optim import clip_by_tensor_norm, make_optimizer
 from amla_jax.runner import prefer_fast_compiles
 from amla_jax.spec import NetworkSpec
 from amla_jax.train import create_train_state, make_train_step
-from amla_jax.train.compile_options import compile_lowered, emitter_options
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_step import lower_and_compile, run_steps  # noqa: E402
 
 prefer_fast_compiles()  # XLA -O1 on CPU, as a search compiles (before JAX starts its backend)
 
@@ -171,25 +173,16 @@ def network_spec(channels_stem: int, widths, wideners) -> NetworkSpec:
 
 def measure(step, state, batch, args) -> dict:
     key = jax.random.key(args.seed)
-    started = time.perf_counter()
-    lowered = step.lower(state, batch, key)
-    lowered_at = time.perf_counter()
-    compiled = compile_lowered(lowered, emitter_options(batch["image"].shape))
-    compiled_at = time.perf_counter()
+    compiled, lower_s, compile_s = lower_and_compile(step, state, batch, key)
     fusions = compiled.as_text().count(" fusion(")
-    times = []
-    for _ in range(args.warmup + args.steps):
-        started_step = time.perf_counter()
-        state, metrics = compiled(state, batch, key)
-        jax.block_until_ready((state, metrics))
-        times.append(time.perf_counter() - started_step)
+    state, metrics, times = run_steps(compiled, state, batch, key, args.warmup + args.steps)
     loss = float(metrics["loss"] if "loss" in metrics else metrics["train/loss"])
     if not np.isfinite(loss):
         raise SystemExit(f"compile_probe: the loss is {loss}")
     return {
         "loss": loss,
-        "lower_s": lowered_at - started,
-        "compile_s": compiled_at - lowered_at,
+        "lower_s": lower_s,
+        "compile_s": compile_s,
         "fusions": fusions,
         "step_ms": 1000 * statistics.median(times[args.warmup :]),
     }

@@ -125,6 +125,30 @@ def fresh_state(spec: NetworkSpec, seed: int):
     return model, create_train_state(model, jax.random.key(seed), IMAGE_SHAPE, tx)
 
 
+def lower_and_compile(step, state, batch, key) -> tuple:
+    """``(compiled, lower_s, compile_s)``: the jitted ``step`` lowered, then compiled with
+    the options `train_and_evaluate` compiles with (`amla_jax.train.compile_options`)."""
+    started = time.perf_counter()
+    lowered = step.lower(state, batch, key)
+    lowered_at = time.perf_counter()
+    compiled = compile_lowered(lowered, emitter_options(batch["image"].shape))
+    return compiled, lowered_at - started, time.perf_counter() - lowered_at
+
+
+def run_steps(compiled, state, batch, key, count: int, progress: bool = False) -> tuple:
+    """``(state, metrics, seconds)``: ``count`` steps of ``compiled``, each timed to its
+    results being ready; ``progress`` prints each to stderr."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        state, metrics = compiled(state, batch, key)
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - started)
+        if progress:
+            print(f"    step {len(times)}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
+    return state, metrics, times
+
+
 def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
     """Compile and time amla_jax's train step for ``spec`` with conv paths ``impl``."""
     _, state = fresh_state(spec, args.seed)
@@ -132,25 +156,14 @@ def measure_jax(spec: NetworkSpec, impl: str, args) -> dict:
     key = jax.random.key(args.seed)
     step = make_train_step(OptimConfig(), NUM_CLASSES, STEPS_PER_EPOCH, TOTAL_STEPS)
     with conv_impl(impl):
-        started = time.perf_counter()
-        lowered = step.lower(state, batch, key)
-        lowered_at = time.perf_counter()
-        # the options train_and_evaluate compiles with
-        compiled = compile_lowered(lowered, emitter_options(batch["image"].shape))
-        compiled_at = time.perf_counter()
-    print(f"    compiled in {compiled_at - started:.1f} s", file=sys.stderr, flush=True)
+        compiled, lower_s, compile_s = lower_and_compile(step, state, batch, key)
+    print(f"    compiled in {lower_s + compile_s:.1f} s", file=sys.stderr, flush=True)
     result = {
         "num_params": param_count(state.params),
-        "lower_s": lowered_at - started,
-        "compile_s": compiled_at - started,  # lower + compile
+        "lower_s": lower_s,
+        "compile_s": lower_s + compile_s,  # lower + compile
     }
-    times = []
-    for _ in range(args.warmup + args.steps):
-        started = time.perf_counter()
-        state, metrics = compiled(state, batch, key)
-        jax.block_until_ready((state, metrics))
-        times.append(time.perf_counter() - started)
-        print(f"    step {len(times)}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
+    state, metrics, times = run_steps(compiled, state, batch, key, args.warmup + args.steps, True)
     measured = times[args.warmup :]
     loss = float(metrics["train/loss"])
     if not np.isfinite(loss):
