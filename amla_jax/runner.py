@@ -33,6 +33,7 @@ from amla_jax.rundir import EVALUATOR, SPEC_FILE, replacing, write_text
 from amla_jax.search import SearchOutcome, run_search
 from amla_jax.spec import NetworkSpec
 from amla_jax.strict_json import dumps
+from amla_jax.train.compile_options import add_default_flag
 from amla_jax.train.distributed import is_primary
 from amla_jax.validate import check_config, network_of
 
@@ -53,11 +54,10 @@ def prefer_fast_compiles() -> None:
     A search compiles every candidate afresh, and on CPU compiling took longer than
     training at search budgets; level 1 roughly halved compile time with the same step
     time (experiments/bench/README.md). It must run before JAX starts its backend; set
-    ``XLA_FLAGS=--xla_backend_optimization_level=2`` (or 3) to keep XLA's default.
+    ``XLA_FLAGS=--xla_backend_optimization_level=2`` (or 3) to keep XLA's default. A
+    program compiled with its own level (the initialisation's -O0) keeps it.
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
+    add_default_flag("--xla_backend_optimization_level=1")
 
 
 def enable_compilation_cache(directory: str | None = None) -> None:

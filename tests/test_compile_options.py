@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,9 +12,11 @@ import pytest
 from amla_jax.train.compile_options import (
     CLASSIC_EMITTERS,
     CPU_OPTIONS,
+    DEFAULTS_ENV,
     compile_lowered,
     emitter_options,
     options_for,
+    user_flags,
 )
 
 
@@ -143,3 +147,24 @@ def test_compile_lowered_reraises_errors_that_are_not_a_refused_option(monkeypat
     with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
         compile_lowered(lowered)
     assert len(lowered.asked) == 1
+
+
+def test_the_runners_default_level_does_not_override_a_programs_own(monkeypatch):
+    # The runner's -O1 is amla_jax's default, not the user's: the initialisation's own
+    # -O0 still applies. A level the user names in $XLA_FLAGS wins over both.
+    from amla_jax.runner import prefer_fast_compiles
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/nowhere")
+    monkeypatch.delenv(DEFAULTS_ENV, raising=False)
+    prefer_fast_compiles()
+    assert "--xla_backend_optimization_level=1" in os.environ["XLA_FLAGS"].split()
+    assert user_flags() == "--xla_dump_to=/tmp/nowhere"
+    level0 = {"xla_backend_optimization_level": 0}
+    assert options_for("cpu", level0)["xla_backend_optimization_level"] == 0
+    prefer_fast_compiles()  # idempotent
+    assert os.environ["XLA_FLAGS"].count("optimization_level") == 1
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    monkeypatch.delenv(DEFAULTS_ENV)
+    prefer_fast_compiles()  # the user's level stays, and wins
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=2"
+    assert "xla_backend_optimization_level" not in options_for("cpu", level0)
