@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from amla_jax.nn.convs import conv_general_dilated
+from amla_jax.nn.envelope_fused import fused_branches, fuses
 from amla_jax.nn.layers import Conv, DepthwiseConv, batch_norm, conv_init, max_pool_same
 from amla_jax.spec.macro import LayerSpec, MacroSpec, parse_macro_op, skip_sources
 
@@ -94,6 +95,7 @@ class EnvelopeCell(nn.Module):
     cellnumber: int
     dropout: float
     bn_momentum: float
+    fuse: bool = True
 
     @nn.compact
     def __call__(self, nets: list[jax.Array], train: bool) -> jax.Array:
@@ -113,6 +115,10 @@ class EnvelopeCell(nn.Module):
             )(x)
             x = nn.relu(x)
         width = self.layer.outputs // len(self.layer.branches)
+        branches = self.layer.branches
+        height, channels = x.shape[1], x.shape[-1]
+        if self.fuse and fuses(branches, height, x.shape[2], channels, width * len(branches)):
+            return fused_branches(self, x, branches, width, self.dropout, self.bn_momentum, train)
         outs = [
             EnvelopeBranch(op, width, self.dropout, self.bn_momentum, name=key)(x, train)
             for key, op in self.layer.branches
@@ -132,11 +138,14 @@ class MacroBody(nn.Module):
       stem_width: AMLA's C_init; the widener's conv width starts here and doubles after
         each widener (A.3).
       bn_momentum: running-average momentum of the branch BatchNorms.
+      fuse_branches: run a cell's branches as one convolution where
+        `envelope_fused.fuses` says it pays (small cells on CPU); False: always per branch.
     """
 
     spec: MacroSpec
     stem_width: int
     bn_momentum: float = 0.99
+    fuse_branches: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool, drop_path_rate=0.0):
@@ -150,6 +159,7 @@ class MacroBody(nn.Module):
                     cellnumber,
                     self.spec.branch_dropout,
                     self.bn_momentum,
+                    self.fuse_branches,
                     name=f"Cell{cellnumber}",
                 )(nets, train)
             elif layer.kind == "widener":

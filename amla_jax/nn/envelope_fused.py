@@ -1,0 +1,182 @@
+"""An envelope cell's branches computed as one convolution, for small cells on CPU.
+
+Every envelope branch (amla_spec.md A.1) starts with a stride-1 SAME convolution: a
+dense k×k one, or a k×k depthwise one followed by a 1x1 pointwise one, which together
+are the dense convolution with kernel ``D[i, j, c] · P[c, o]``. Zero-padding each
+branch's kernel to the cell's largest kernel and concatenating the kernels along the
+output channels gives ONE convolution whose output is the branches' outputs, already
+concatenated in branch order. BatchNorm is per channel, ReLU and dropout are per
+element, and MeanSSS is a per-branch mean of per-channel means, so the whole cell is one
+convolution, one BatchNorm, one ReLU, one dropout. The parameters and statistics are the
+branch modules' own (same names, shapes, initial values), so checkpoints, parameter
+counts and NAC's ``nac_stats`` are the same whichever way a cell runs.
+
+Why: on digits' 8x8 maps, a branch has 2-5 channels. There, XLA:CPU's compile time and
+the step's time follow the number of ops, not the arithmetic; one cell was ~400 fusions.
+Cost: a k×k branch inside a K×K kernel does (K/k)² times its work, and a separable one
+loses its factorisation, so `fuses` asks for this only where the fused convolution is
+small (``FUSED_MAX_MACS`` per example). Not the same as the per-branch form: float
+rounding (one summation instead of several), and the dropout mask (one draw over the cell
+instead of one per branch; the same distribution). Measured in experiments/bench/README.md.
+
+Synopsis::
+
+    if fuses(layer, height, width, channels):
+        y = fused_branches(self, x, layer.branches, width, dropout, momentum, train)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from amla_jax.nn.layers import conv_init, conv_same, reachable_taps
+from amla_jax.spec.macro import parse_macro_op
+
+# The fused convolution's multiply-adds per example (H·W·K²·C_in·C_out) up to which a
+# cell runs fused. Digits cells at stem width 16 need <= 0.7M; AMLA's CIFAR cells 190M+.
+FUSED_MAX_MACS = 4_000_000
+_EPSILON = 1e-3  # TF-slim's, as `layers.batch_norm`
+
+
+def _kept(kernel: int, size: int) -> int:
+    """The taps of a stride-1 SAME kernel that reach a real pixel (`reachable_taps`)."""
+    return min(kernel, 2 * size - 1)
+
+
+def fused_kernel(branches, height: int, width: int) -> int | None:
+    """The fused kernel's size K for ``branches`` on a ``height`` x ``width`` map, or
+    None where a kernel is even (its SAME padding is not centred: kept per branch)."""
+    sizes = [parse_macro_op(op)[0] for _, op in branches]
+    if any(k % 2 == 0 for k in sizes):
+        return None
+    return max(max(_kept(k, height), _kept(k, width)) for k in sizes)
+
+
+def fuses(branches, height: int, width: int, in_channels: int, out_channels: int) -> bool:
+    """True where a cell of ``branches`` runs as one convolution: on CPU, odd kernels
+    only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
+    k = fused_kernel(branches, height, width)
+    if k is None or jax.default_backend() != "cpu":
+        return False
+    return height * width * k * k * in_channels * out_channels <= FUSED_MAX_MACS
+
+
+class _Kernel(nn.Module):
+    """Declares ``kernel`` as ``nn.Conv`` / `layers.Conv` / `layers.DepthwiseConv` do."""
+
+    shape: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        return self.param("kernel", conv_init, self.shape, jnp.float32)
+
+
+class _BatchNormVariables(nn.Module):
+    """Declares ``nn.BatchNorm``'s offset-only variables: running mean and var, bias."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self):
+        shape = (self.features,)
+        mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), shape)
+        var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), shape)
+        bias = self.param("bias", nn.initializers.zeros, shape, jnp.float32)
+        return mean, var, bias
+
+
+class _TapVariables(nn.Module):
+    """Declares `macro.MeanSquareTap`'s ``nac_stats`` variables."""
+
+    @nn.compact
+    def __call__(self):
+        total = self.variable("nac_stats", "meansss_sum", lambda: jnp.zeros((), jnp.float32))
+        count = self.variable("nac_stats", "count", lambda: jnp.zeros((), jnp.float32))
+        return total, count
+
+
+class _BranchVariables(nn.Module):
+    """One branch's variables, named as `macro.EnvelopeBranch` names them; returns its
+    dense kernel (cropped to the reachable taps), BatchNorm and tap variables."""
+
+    op: str
+    features: int
+
+    @nn.compact
+    def __call__(self, in_channels: int, height: int, width: int):
+        k, separable = parse_macro_op(self.op)
+        if separable:
+            depthwise = _Kernel((k, k, 1, in_channels), name="depthwise")()
+            pointwise = _Kernel((1, 1, in_channels, self.features), name="pointwise")()
+            depthwise = reachable_taps(depthwise, height, width)
+            kernel = depthwise[:, :, 0, :, None] * pointwise[0, 0][None, None]
+        else:
+            kernel = _Kernel((k, k, in_channels, self.features), name="conv")()
+            kernel = reachable_taps(kernel, height, width)
+        return (
+            kernel,
+            _BatchNormVariables(self.features, name="bn")(),
+            _TapVariables(name="stats")(),
+        )
+
+
+def _pad_to(kernel: jax.Array, size: int) -> jax.Array:
+    """``kernel`` zero-padded to ``size`` x ``size``, centred (odd sizes)."""
+    edge = (size - kernel.shape[0]) // 2
+    return jnp.pad(kernel, ((edge, edge), (edge, edge), (0, 0), (0, 0)))
+
+
+def fused_branches(
+    cell: nn.Module,
+    x: jax.Array,
+    branches: tuple[tuple[str, str], ...],
+    features: int,
+    dropout: float,
+    bn_momentum: float,
+    train: bool,
+) -> jax.Array:
+    """A filter layer's branches (after any skip bottleneck) as one convolution,
+    BatchNorm, ReLU, MeanSSS tap and dropout, called inside ``cell``'s compact method so
+    that the variables sit where `macro.EnvelopeBranch` puts them (``Cell<c>/<key>/...``).
+    Equals the branches' outputs concatenated, to float rounding and the dropout draw.
+
+    Args:
+      cell: the calling module (its variables are declared in its scope).
+      x: the NHWC input of every branch.
+      branches: ``(branch key, op)`` pairs in the layer's order.
+      features: channels per branch.
+      dropout: the branches' dropout rate.
+      bn_momentum: the running averages' momentum.
+      train: batch statistics, MeanSSS and dropout if True; running averages if False.
+    """
+    height, width = x.shape[1], x.shape[2]
+    parts = [
+        _BranchVariables(op, features, name=key)(x.shape[-1], height, width) for key, op in branches
+    ]
+    size = max(kernel.shape[0] for kernel, _, _ in parts)
+    kernel = jnp.concatenate([_pad_to(k, size) for k, _, _ in parts], axis=-1)
+    y = conv_same(x, kernel)
+    bn = [variables for _, variables, _ in parts]
+    bias = jnp.concatenate([b.astype(jnp.float32) for _, _, b in bn])
+    if train:
+        mean = jnp.mean(y, axis=(0, 1, 2))
+        var = jnp.maximum(0.0, jnp.mean(jnp.square(y), axis=(0, 1, 2)) - jnp.square(mean))
+        if not cell.is_initializing():
+            m = bn_momentum
+            for i, (ra_mean, ra_var, _) in enumerate(bn):
+                part = slice(i * features, (i + 1) * features)
+                ra_mean.value = m * ra_mean.value + (1 - m) * mean[part]
+                ra_var.value = m * ra_var.value + (1 - m) * var[part]
+    else:
+        mean = jnp.concatenate([ra_mean.value for ra_mean, _, _ in bn])
+        var = jnp.concatenate([ra_var.value for _, ra_var, _ in bn])
+    y = nn.relu((y - mean) * jax.lax.rsqrt(var + _EPSILON) + bias)
+    if train and cell.is_mutable_collection("nac_stats") and not cell.is_initializing():
+        per_channel = jnp.mean(jnp.square(jax.lax.stop_gradient(y)), axis=(0, 1, 2))
+        per_branch = per_channel.reshape(len(parts), features).mean(axis=1)
+        for i, (_, _, (total, count)) in enumerate(parts):
+            total.value = total.value + per_branch[i] * y.shape[0]
+            count.value = count.value + 1.0
+    return nn.Dropout(dropout, deterministic=not train, name="dropout")(y)
