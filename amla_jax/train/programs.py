@@ -38,7 +38,7 @@ from amla_jax.nn import build_model
 from amla_jax.optim import make_optimizer
 from amla_jax.spec import NetworkSpec
 from amla_jax.train.calibrate import make_calibration_step
-from amla_jax.train.compile_options import compile_lowered, emitter_options
+from amla_jax.train.compile_options import compile_lowered, emitter_options, forward_options
 from amla_jax.train.evaluate import make_eval_step
 from amla_jax.train.state import TrainState
 from amla_jax.train.step import make_train_step
@@ -154,23 +154,26 @@ class ProgramCache:
             )
         if not lowerings:
             return program, 0.0
-        options = emitter_options(train_batch["image"].shape)
+        shape = train_batch["image"].shape
+        options = {"train_step": emitter_options(shape)}
+        options |= {name: forward_options(shape) for name in ("eval_step", "calibration_step")}
         program = dataclasses.replace(program, **compile_concurrently(lowerings, options))
         self._programs[key] = program
         return program, time.perf_counter() - started
 
 
 def compile_concurrently(
-    lowerings: dict[str, Callable], options: dict | None = None
+    lowerings: dict[str, Callable], options: dict[str, dict] | None = None
 ) -> dict[str, Any]:
     """Lowers each program in turn (tracing holds Python's lock) and compiles them in
     threads as soon as each is lowered: XLA compiles a program on one core and releases
     the lock, so on a 2-core machine the train step's compile overlaps the lowering and
     compiling of the evaluation and calibration steps (experiments/bench/README.md).
-    Each compiles with `compile_lowered`'s options and ``options``."""
+    Each compiles with `compile_lowered`'s options and its own in ``options`` (by name)."""
+    options = options or {}
     with ThreadPoolExecutor(max_workers=len(lowerings)) as pool:
         futures = {
-            name: pool.submit(compile_lowered, lower(), options)
+            name: pool.submit(compile_lowered, lower(), options.get(name))
             for name, lower in lowerings.items()
         }
         return {name: future.result() for name, future in futures.items()}
