@@ -192,11 +192,13 @@ def test_xla_flags_benchmark_runs_tiny(tmp_path):
 @pytest.mark.slow
 def test_compile_probe_runs_tiny(tmp_path):
     # The plain-JAX probe, each of amla_jax's differences added in turn, and amla_jax's own
-    # step for the same one-cell network: every row compiles, trains and is counted.
+    # step for the same one-cell network, per branch and fused: every row compiles, trains
+    # and is counted.
     out = tmp_path / "probe.json"
     printed = _run("experiments/bench/compile_probe.py", "--tiny", "--json", str(out))
     rows = json.loads(out.read_text())["rows"]
-    names = ["plain", "+shift", "+matmul1x1", "+taps", "+l2", "+tensor_clip", "amla_jax"]
+    names = ["plain", "+shift", "+matmul1x1", "+taps", "+l2", "+tensor_clip"]
+    names += ["amla_jax/branch", "amla_jax"]
     assert [row["row"] for row in rows] == names
     for row in rows:
         assert row["fusions"] > 0 and row["compile_s"] > 0 and row["step_ms"] > 0

@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from amla_jax.nn import build_model, count_flops
 from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, fused_kernel, fuses
 from amla_jax.nn.macro import MacroBody
-from amla_jax.spec import MacroSpec
+from amla_jax.spec import MacroSpec, NetworkSpec
 from amla_jax.train.compile_options import CLASSIC_EMITTERS, compile_lowered
 
 ENVELOPE = {
@@ -23,18 +24,17 @@ ENVELOPE = {
 }
 # NAC's digits network in small: 8x8, 4x4 and 2x2 maps (the last crops 5x5 and 7x7 to
 # 3x3), a pruned cell, skips.
-BODY = MacroSpec.from_json(
-    {
-        "type": "macro",
-        "network": [
-            {"filters": ENVELOPE, "outputs": 12, "inputs": []},
-            {"widener": {}},
-            {"filters": {"Branch2": "3x3", "Branch6": "7x7sep"}, "outputs": 8, "inputs": [1]},
-            {"widener": {}},
-            {"filters": ENVELOPE, "outputs": 12, "inputs": [3]},
-        ],
-    }
-)
+ARCH = {
+    "type": "macro",
+    "network": [
+        {"filters": ENVELOPE, "outputs": 12, "inputs": []},
+        {"widener": {}},
+        {"filters": {"Branch2": "3x3", "Branch6": "7x7sep"}, "outputs": 8, "inputs": [1]},
+        {"widener": {}},
+        {"filters": ENVELOPE, "outputs": 12, "inputs": [3]},
+    ],
+}
+BODY = MacroSpec.from_json(ARCH)
 
 
 def _run(fuse: bool, x: jax.Array):
@@ -100,17 +100,40 @@ def test_the_first_cells_statistics_match_before_dropout_draws_differ(both):
             np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_only_small_cells_with_odd_kernels_run_fused():
+def test_only_cells_of_measured_sizes_with_odd_kernels_run_fused():
     envelope = tuple(ENVELOPE.items())
     assert fused_kernel(envelope, 8, 8) == 7
     assert fused_kernel(envelope, 2, 2) == 3  # 5x5 and 7x7 reach only 3x3 of a 2x2 map
     assert fused_kernel((("Branch1", "1x1"), ("Branch2", "4x4")), 8, 8) is None
     assert fuses(envelope, 8, 8, 16, 12)  # digits' first cell
     assert fuses(envelope, 2, 2, 76, 60)  # and its last
-    assert not fuses(envelope, 32, 32, 64, 60)  # AMLA's CIFAR-10 cell
-    assert 8 * 8 * 49 * 16 * 12 <= FUSED_MAX_MACS < 32 * 32 * 49 * 64 * 60
+    assert fuses(envelope, 8, 8, 254, 252)  # AMLA's CIFAR-10 EnvelopeNet's largest cell
+    assert not fuses(envelope, 56, 56, 128, 126)  # unmeasured: per branch
+    assert 8 * 8 * 49 * 254 * 252 <= FUSED_MAX_MACS < 56 * 56 * 49 * 128 * 126
 
 
 def test_off_cpu_cells_run_per_branch(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert not fuses(tuple(ENVELOPE.items()), 8, 8, 16, 12)
+
+
+def test_flops_are_the_networks_own_not_the_fused_convolutions():
+    spec = NetworkSpec.from_json(
+        {
+            "format": "amla_jax.spec/1",
+            "name": "digits-like",
+            "stem": [[{"block": "conv2d", "kernel_size": [1, 1], "outputs": 8}]],
+            "arch": ARCH,
+            "head": [{"block": "reduce_mean"}, {"block": "fc-final", "outputs": 10}],
+        }
+    )
+
+    def flops(model) -> float:
+        variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1))))
+        x = jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.float32)
+        cost = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).cost_analysis()
+        return float(cost["flops"])
+
+    per_branch = flops(build_model(spec, 10, fuse_branches=False))
+    assert count_flops(spec, (8, 8, 1), 10) == per_branch
+    assert flops(build_model(spec, 10)) > 2 * per_branch  # 7x7 kernels for every branch

@@ -64,10 +64,12 @@ def count_flops(
 ) -> float:
     """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis).
 
+    Counted with every envelope branch on its own: the network's arithmetic, not that of
+    the one convolution small cells run as on CPU (`amla_jax.nn.envelope_fused`).
     ``variables`` (the network's variables, or their shapes) saves tracing the
     initialisation when the caller has them, e.g. after training.
     """
-    model = build_model(spec, num_classes)
+    model = build_model(spec, num_classes, fuse_branches=False)
     if variables is None:
         variables = jax.eval_shape(
             lambda key: init_variables(model, key, input_shape, 1), jax.random.key(0)

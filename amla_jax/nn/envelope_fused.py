@@ -11,11 +11,13 @@ convolution, one BatchNorm, one ReLU, one dropout. The parameters and statistics
 branch modules' own (same names, shapes, initial values), so checkpoints, parameter
 counts and NAC's ``nac_stats`` are the same whichever way a cell runs.
 
-Why: on digits' 8x8 maps, a branch has 2-5 channels. There, XLA:CPU's compile time and
-the step's time follow the number of ops, not the arithmetic; one cell was ~400 fusions.
+Why: XLA:CPU's compile time follows the number of fusions (~8 ms each), and a cell's
+six branches were ~400 of them (the depthwise path alone k² per convolution); on digits'
+8x8 maps, with 2-5 channels per branch, the step's time followed the number of ops too.
 Cost: a k×k branch inside a K×K kernel does (K/k)² times its work, and a separable one
-loses its factorisation, so `fuses` asks for this only where the fused convolution is
-small (``FUSED_MAX_MACS`` per example). Not the same as the per-branch form: float
+loses its factorisation, so `fuses` asks for this only up to the cell sizes measured not
+to step slower (``FUSED_MAX_MACS`` per example): there XLA's one dense convolution was as
+fast as the per-branch ops or faster (experiments/bench/README.md). Not the same as the per-branch form: float
 rounding (one summation instead of several), and the dropout mask (one draw over the cell
 instead of one per branch; the same distribution). Measured in experiments/bench/README.md.
 
@@ -35,8 +37,10 @@ from amla_jax.nn.layers import conv_init, conv_same, reachable_taps
 from amla_jax.spec.macro import parse_macro_op
 
 # The fused convolution's multiply-adds per example (H·W·K²·C_in·C_out) up to which a
-# cell runs fused. Digits cells at stem width 16 need <= 0.7M; AMLA's CIFAR cells 190M+.
-FUSED_MAX_MACS = 4_000_000
+# cell runs fused: the largest measured, AMLA's CIFAR-10 EnvelopeNet (cells of 181-201M),
+# stepped as fast fused as per branch (2.82 s both, batch 50) and compiled in half the
+# time; NAC's digits cells (<= 0.7M) stepped 2.3x faster. Larger cells are unmeasured.
+FUSED_MAX_MACS = 250_000_000
 _EPSILON = 1e-3  # TF-slim's, as `layers.batch_norm`
 
 

@@ -115,6 +115,7 @@ class Network(nn.Module):
 
     spec: NetworkSpec
     num_classes: int
+    fuse_branches: bool = True  # `MacroBody.fuse_branches`
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, drop_path_rate=0.0):
@@ -132,13 +133,16 @@ class Network(nn.Module):
         body = self.spec.body
         cls = BODIES[type(body)]
         if isinstance(body, MacroSpec):
-            return cls(body, stem_width=self.spec.stem_width, name="body")
+            width, fuse = self.spec.stem_width, self.fuse_branches
+            return cls(body, stem_width=width, fuse_branches=fuse, name="body")
         return cls(body, num_classes=self.num_classes, name="body")
 
 
-def build_model(spec: NetworkSpec, num_classes: int) -> Network:
-    """The Flax module for ``spec`` with ``num_classes`` outputs."""
-    return Network(spec, num_classes)
+def build_model(spec: NetworkSpec, num_classes: int, *, fuse_branches: bool = True) -> Network:
+    """The Flax module for ``spec`` with ``num_classes`` outputs. ``fuse_branches=False``
+    computes every envelope branch on its own (`MacroBody.fuse_branches`): the same
+    function and variables, the network's own arithmetic (`count_flops` uses it)."""
+    return Network(spec, num_classes, fuse_branches)
 
 
 def init_variables(

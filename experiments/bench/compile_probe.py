@@ -16,9 +16,11 @@ Rows (cumulative: each adds to the row above it one thing amla_jax's step does):
 - ``+l2``: AMLA's L2 term in the loss instead of decayed weights.
 - ``+tensor_clip``: AMLA's per-tensor clip (`amla_jax.optim.clip_by_tensor_norm`) instead
   of the global-norm clip.
-- ``amla_jax``: the real thing for the same architecture (a spec written from the same
-  widths, no skips, no LRN): `build_model`, `create_train_state`, `make_train_step` with
-  ``OptimConfig()``.
+- ``amla_jax/branch``: the real thing for the same architecture (a spec written from the
+  same widths, no skips, no LRN): `build_model`, `create_train_state`, `make_train_step`
+  with ``OptimConfig()``, every branch computed on its own (``fuse_branches=False``).
+- ``amla_jax``: the same, as a search runs it: small cells' branches as one convolution
+  (`amla_jax.nn.envelope_fused`).
 
 Every program is compiled as a search compiles it: XLA -O1 on CPU
 (`amla_jax.runner.prefer_fast_compiles`) and `amla_jax.train.compile_options`'s options. Each row prints lower and compile seconds, the compiled program's fusion
@@ -221,12 +223,15 @@ def main(argv=None) -> int:
                      **measure(step, state, batch, args)})  # fmt: skip
         print(_line(rows[-1], rows[0]), flush=True)
     spec = network_spec(args.stem, args.widths, wideners)
-    model = build_model(spec, NUM_CLASSES)
-    tx = make_optimizer(OptimConfig(), 100, 1000)
-    state = create_train_state(model, jax.random.key(args.seed), tuple(args.image), tx)
-    step = make_train_step(OptimConfig(), NUM_CLASSES, 100, 1000)
-    rows.append({"row": "amla_jax", **measure(step, state, batch, args)})
-    print(_line(rows[-1], rows[0]), flush=True)
+    # amla_jax's own step, per branch (the probe's structure), then as it runs: small
+    # cells' branches as one convolution (`amla_jax.nn.envelope_fused`).
+    for row, fuse in (("amla_jax/branch", False), ("amla_jax", True)):
+        model = build_model(spec, NUM_CLASSES, fuse_branches=fuse)
+        tx = make_optimizer(OptimConfig(), 100, 1000)
+        state = create_train_state(model, jax.random.key(args.seed), tuple(args.image), tx)
+        step = make_train_step(OptimConfig(), NUM_CLASSES, 100, 1000)
+        rows.append({"row": row, **measure(step, state, batch, args)})
+        print(_line(rows[-1], rows[0]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args) | {"wideners": sorted(wideners)}, "rows": rows}, f,

@@ -44,6 +44,9 @@ VARIANTS = {  # name -> flags added to $XLA_FLAGS
     "legacy_runtime": "--xla_cpu_use_thunk_runtime=false",
     "default_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
     "llvm_O0": "--xla_backend_optimization_level=0",
+    # every program at -O1, as before the initialisation, evaluation and calibration
+    # programs of small-batch runs asked for -O0 (a level in $XLA_FLAGS overrides theirs)
+    "all_O1": "--xla_backend_optimization_level=1",
 }
 TINY_VARIANTS = ["baseline", "no_expensive_llvm"]
 
