@@ -148,9 +148,13 @@ def _initial_state(init: jax.stages.Lowered, key: jax.Array, mesh: Mesh) -> Trai
     return replicate(run_initialisation(init, key), mesh)
 
 
-def _measure_flops(spec: NetworkSpec, info, state: TrainState) -> float:
-    # The trained variables spare count_flops tracing the network's initialisation.
-    return count_flops(spec, info.image_shape, info.num_classes, model_variables(state))
+def _measure_flops(spec: NetworkSpec, info, shapes) -> float:
+    # The variables' shapes spare count_flops tracing the network's initialisation.
+    return count_flops(spec, info.image_shape, info.num_classes, shapes)
+
+
+def _shapes(tree):
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
 
 
 def train_and_evaluate(
@@ -216,14 +220,19 @@ def train_and_evaluate(
     writer = MetricWriter(run_dir if is_primary() else None, prefix)
     run = _Run(dataset, train, mesh, writer, eval_splits, step_key)
     started = time.perf_counter()
-    try:
-        state, metrics = _train_loop(
-            state, program.train_step, program.eval_step, batches, first, total_steps, run
-        )
-    except CandidateFailed as failure:  # diverged: stopped early, timings added
-        writer.close()
-        seconds = time.perf_counter() - started
-        raise CandidateFailed(failure.reason, failure.steps, seconds, compile_seconds) from None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Counting FLOPs traces and lowers the forward pass once more (1-3 s on 2 cores):
+        # it runs while XLA trains, not after.
+        shapes = _shapes(model_variables(state))  # here: the train step donates the state
+        flops = pool.submit(_measure_flops, spec, info, shapes) if measure_flops else None
+        try:
+            state, metrics = _train_loop(
+                state, program.train_step, program.eval_step, batches, first, total_steps, run
+            )
+        except CandidateFailed as failure:  # diverged: stopped early, timings added
+            writer.close()
+            seconds = time.perf_counter() - started
+            raise CandidateFailed(failure.reason, failure.steps, seconds, compile_seconds) from None
     if program.calibration_step is not None and calibrate:
         calibration = (shard_batch(b, mesh) for b in islice(batches, train.bn_calibration_batches))
         key = jax.random.fold_in(step_key, total_steps + 1)
@@ -242,7 +251,7 @@ def train_and_evaluate(
         train_seconds=train_seconds,
         compile_seconds=compile_seconds,
         state=state,
-        flops=_measure_flops(spec, info, state) if measure_flops else None,
+        flops=None if flops is None else flops.result(),
     )
 
 
