@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fakes import CELL
 
 from amla_jax.nn import build_model, count_flops
 from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, fused_kernel, fuses
@@ -14,14 +15,7 @@ from amla_jax.nn.macro import MacroBody
 from amla_jax.spec import MacroSpec, NetworkSpec
 from amla_jax.train.compile_options import CLASSIC_EMITTERS, compile_lowered
 
-ENVELOPE = {
-    "Branch1": "1x1",
-    "Branch2": "3x3",
-    "Branch3": "3x3sep",
-    "Branch4": "5x5",
-    "Branch5": "5x5sep",
-    "Branch6": "7x7sep",
-}
+ENVELOPE = CELL  # AMLA's full envelope cell
 # NAC's digits network in small: 8x8, 4x4 and 2x2 maps (the last crops 5x5 and 7x7 to
 # 3x3), a pruned cell, skips.
 ARCH = {

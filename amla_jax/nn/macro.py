@@ -12,6 +12,9 @@ their JSON keys (``Branch4``), so the MeanSSS of a branch sits in ``nac_stats`` 
 ``Cell{c}/Branch{j}/stats`` and a skip scalar in ``params`` at ``Cell{c}/scalar_{src}``:
 AMLA's own names, read back by `amla_jax.train`.
 
+On CPU, a cell up to a measured size runs its branches as one convolution
+(`amla_jax.nn.envelope_fused`): the same variables and function, far fewer ops to compile.
+
 Synopsis::
 
     body = MacroBody(spec.body, stem_width=64)
