@@ -73,9 +73,10 @@ def user_flags() -> str:
 def forward_options(batch_shape: tuple[int, ...]) -> dict:
     """The options of a forward-only program (evaluation, BatchNorm calibration) on
     ``batch_shape``'s regime: on small batches (`emitter_options`) also XLA's -O0, which
-    compiled the no-argument run's two forward programs in 1.5 s instead of 4.1 s; they
-    run a few dozen forward passes of a digits-sized network, for well under a second
-    more. Elsewhere nothing: a big network's evaluation is not cheap at -O0."""
+    compiled the no-argument run's two forward programs in 1.5 s instead of 4.1 s (CPU
+    seconds, beside the train step's compile); their few dozen forward passes of a
+    digits-sized network then took up to 0.9 s more per candidate. Elsewhere nothing: a
+    big network's evaluation is not cheap at -O0."""
     small = emitter_options(batch_shape)
     return {**small, "xla_backend_optimization_level": 0} if small else {}
 
