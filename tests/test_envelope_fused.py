@@ -103,6 +103,7 @@ def test_only_cells_of_measured_sizes_with_odd_kernels_run_fused():
     assert fuses(envelope, 2, 2, 76, 60)  # and its last
     assert fuses(envelope, 8, 8, 254, 252)  # AMLA's CIFAR-10 EnvelopeNet's largest cell
     assert not fuses(envelope, 56, 56, 128, 126)  # unmeasured: per branch
+    assert not fuses(envelope, 8, 2, 16, 12)  # not square: 7x7 crops to 7x3
     assert 8 * 8 * 49 * 254 * 252 <= FUSED_MAX_MACS < 56 * 56 * 49 * 128 * 126
 
 

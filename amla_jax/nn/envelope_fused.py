@@ -17,9 +17,10 @@ six branches were ~400 of them (the depthwise path alone k² per convolution); o
 Cost: a k×k branch inside a K×K kernel does (K/k)² times its work, and a separable one
 loses its factorisation, so `fuses` asks for this only up to the cell sizes measured not
 to step slower (``FUSED_MAX_MACS`` per example): there XLA's one dense convolution was as
-fast as the per-branch ops or faster (experiments/bench/README.md). Not the same as the per-branch form: float
+fast as the per-branch ops or faster (experiments/bench/README.md). Square maps only
+(`reachable_taps` crops each axis on its own). Not the same as the per-branch form: float
 rounding (one summation instead of several), and the dropout mask (one draw over the cell
-instead of one per branch; the same distribution). Measured in experiments/bench/README.md.
+instead of one per branch; the same distribution).
 
 Synopsis::
 
@@ -59,10 +60,10 @@ def fused_kernel(branches, height: int, width: int) -> int | None:
 
 
 def fuses(branches, height: int, width: int, in_channels: int, out_channels: int) -> bool:
-    """True where a cell of ``branches`` runs as one convolution: on CPU, odd kernels
-    only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
+    """True where a cell of ``branches`` runs as one convolution: on CPU, square maps
+    and odd kernels only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
     k = fused_kernel(branches, height, width)
-    if k is None or jax.default_backend() != "cpu":
+    if k is None or height != width or jax.default_backend() != "cpu":
         return False
     return height * width * k * k * in_channels * out_channels <= FUSED_MAX_MACS
 
