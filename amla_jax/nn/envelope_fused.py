@@ -34,7 +34,13 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from amla_jax.nn.layers import conv_init, conv_same, reachable_taps
+from amla_jax.nn.layers import (
+    TF_SLIM_EPSILON,
+    conv_init,
+    conv_same,
+    reachable_size,
+    reachable_taps,
+)
 from amla_jax.spec.macro import parse_macro_op
 
 # The fused convolution's multiply-adds per example (H·W·K²·C_in·C_out) up to which a
@@ -42,12 +48,6 @@ from amla_jax.spec.macro import parse_macro_op
 # stepped as fast fused as per branch (2.82 s both, batch 50) and compiled in half the
 # time; NAC's digits cells (<= 0.7M) stepped 2.3x faster. Larger cells are unmeasured.
 FUSED_MAX_MACS = 250_000_000
-_EPSILON = 1e-3  # TF-slim's, as `layers.batch_norm`
-
-
-def _kept(kernel: int, size: int) -> int:
-    """The taps of a stride-1 SAME kernel that reach a real pixel (`reachable_taps`)."""
-    return min(kernel, 2 * size - 1)
 
 
 def fused_kernel(branches, height: int, width: int) -> int | None:
@@ -56,7 +56,7 @@ def fused_kernel(branches, height: int, width: int) -> int | None:
     sizes = [parse_macro_op(op)[0] for _, op in branches]
     if any(k % 2 == 0 for k in sizes):
         return None
-    return max(max(_kept(k, height), _kept(k, width)) for k in sizes)
+    return max(max(reachable_size(k, height), reachable_size(k, width)) for k in sizes)
 
 
 def fuses(branches, height: int, width: int, in_channels: int, out_channels: int) -> bool:
@@ -177,7 +177,7 @@ def fused_branches(
     else:
         mean = jnp.concatenate([ra_mean.value for ra_mean, _, _ in bn])
         var = jnp.concatenate([ra_var.value for _, ra_var, _ in bn])
-    y = nn.relu((y - mean) * jax.lax.rsqrt(var + _EPSILON) + bias)
+    y = nn.relu((y - mean) * jax.lax.rsqrt(var + TF_SLIM_EPSILON) + bias)
     if train and cell.is_mutable_collection("nac_stats") and not cell.is_initializing():
         per_channel = jnp.mean(jnp.square(jax.lax.stop_gradient(y)), axis=(0, 1, 2))
         per_branch = per_channel.reshape(len(parts), features).mean(axis=1)

@@ -23,6 +23,7 @@ from amla_jax.nn.convs import conv_general_dilated, depthwise_shift
 
 # TF-slim's xavier initialiser, which AMLA's convolutions use.
 conv_init = nn.initializers.glorot_uniform()
+TF_SLIM_EPSILON = 1e-3  # TF-slim's BatchNorm epsilon, `batch_norm`'s default
 
 
 def batch_norm(
@@ -30,7 +31,7 @@ def batch_norm(
     momentum: float,
     scale: bool = False,
     name: str | None = None,
-    epsilon: float = 1e-3,
+    epsilon: float = TF_SLIM_EPSILON,
     offset: bool = True,
 ) -> nn.BatchNorm:
     """BatchNorm with batch statistics in training and running averages in evaluation.
@@ -123,9 +124,15 @@ def reachable_taps(kernel: jax.Array, height: int, width: int) -> jax.Array:
     ``(2·size − 1)``² taps without changing the result, only the work.
     """
     k_h, k_w = kernel.shape[:2]
-    keep_h, keep_w = min(k_h, 2 * height - 1), min(k_w, 2 * width - 1)
+    keep_h, keep_w = reachable_size(k_h, height), reachable_size(k_w, width)
     top, left = (k_h - keep_h) // 2, (k_w - keep_w) // 2
     return kernel[top : top + keep_h, left : left + keep_w]
+
+
+def reachable_size(kernel: int, size: int) -> int:
+    """How many of a stride-1 SAME kernel's taps along an axis of ``size`` pixels can
+    touch a real pixel (`reachable_taps` keeps that many)."""
+    return min(kernel, 2 * size - 1)
 
 
 def conv_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:

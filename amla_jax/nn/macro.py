@@ -117,14 +117,14 @@ class EnvelopeCell(nn.Module):
                 name="bottleneck",
             )(x)
             x = nn.relu(x)
-        width = self.layer.outputs // len(self.layer.branches)
         branches = self.layer.branches
-        height, channels = x.shape[1], x.shape[-1]
-        if self.fuse and fuses(branches, height, x.shape[2], channels, width * len(branches)):
+        width = self.layer.outputs // len(branches)
+        _, height, cols, channels = x.shape
+        if self.fuse and fuses(branches, height, cols, channels, width * len(branches)):
             return fused_branches(self, x, branches, width, self.dropout, self.bn_momentum, train)
         outs = [
             EnvelopeBranch(op, width, self.dropout, self.bn_momentum, name=key)(x, train)
-            for key, op in self.layer.branches
+            for key, op in branches
         ]
         return jnp.concatenate(outs, axis=-1)
 

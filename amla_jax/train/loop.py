@@ -153,10 +153,6 @@ def _measure_flops(spec: NetworkSpec, info, shapes) -> float:
     return count_flops(spec, info.image_shape, info.num_classes, shapes)
 
 
-def _shapes(tree):
-    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
-
-
 def train_and_evaluate(
     spec: NetworkSpec,
     dataset,
@@ -222,9 +218,10 @@ def train_and_evaluate(
     started = time.perf_counter()
     # Counting FLOPs traces and lowers the forward pass once more (1-3 s on 2 cores): it
     # runs while XLA trains, not after, and outside the training's time.
-    pool = ThreadPoolExecutor(max_workers=1)
-    shapes = _shapes(model_variables(state))  # here: the train step donates the state
-    flops = pool.submit(_measure_flops, spec, info, shapes) if measure_flops else None
+    pool, flops = ThreadPoolExecutor(max_workers=1), None
+    if measure_flops:  # shapes taken here: the train step donates the state
+        shapes = replicated_shapes(model_variables(state), mesh)
+        flops = pool.submit(_measure_flops, spec, info, shapes)
     try:
         state, metrics = _train_loop(
             state, program.train_step, program.eval_step, batches, first, total_steps, run
