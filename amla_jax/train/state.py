@@ -18,6 +18,7 @@ from flax.training import train_state
 
 from amla_jax.nn import init_variables
 from amla_jax.train.compile_options import CLASSIC_EMITTERS, compile_lowered
+from amla_jax.train.host_prng import host_key
 
 
 class TrainState(train_state.TrainState):
@@ -46,7 +47,8 @@ def create_train_state(
 
     Args:
       model: a Flax module from `build_model`.
-      key: the initialisation key.
+      key: the initialisation key; its data seed the host's Philox
+        (`amla_jax.train.host_prng`), which draws every initial value.
       input_shape: one image's shape (height, width, channels).
       tx: the optimiser (`amla_jax.optim.make_optimizer`).
 
@@ -73,7 +75,8 @@ def run_initialisation(lowered: jax.stages.Lowered, key: jax.Array) -> TrainStat
 
 def _init_fn(model, input_shape: tuple[int, ...], tx: optax.GradientTransformation):
     def init(key):
-        variables = init_variables(model, key, input_shape)
+        # Drawn on the host: Threefry compiled per parameter cost seconds (host_prng).
+        variables = init_variables(model, host_key(key), input_shape)
         params = variables["params"]
         return TrainState.create(
             apply_fn=model.apply,
