@@ -82,7 +82,9 @@ def test_train_state_is_deterministic_and_glorot_scaled():
     tx = make_optimizer(OptimConfig(), 10, 100)
     a = create_train_state(model, jax.random.key(0), (8, 8, 1), tx)
     b = create_train_state(model, jax.random.key(0), (8, 8, 1), tx)
-    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+    for x, y in zip(
+        jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     kernels = [k for k in jax.tree_util.tree_leaves(a.params) if k.ndim == 4 and k.size > 1000]
     for kernel in kernels:  # glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out))
