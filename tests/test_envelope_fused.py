@@ -1,4 +1,5 @@
-"""An envelope cell's branches as one convolution (`amla_jax.nn.envelope_fused`, issue 14):
+"""An envelope cell's branches as one convolution per kernel size
+(`amla_jax.nn.envelope_fused`, issue 14):
 the same variables and the same function as the per-branch cell."""
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ import numpy as np
 import pytest
 from fakes import CELL
 
-from amla_jax.nn import build_model, count_flops
-from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, fused_kernel, fuses
+from amla_jax.nn import build_model, count_flops, envelope_fused
+from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, GROUP_MIN_MACS, fused_sizes, fuses
 from amla_jax.nn.macro import MacroBody
 from amla_jax.spec import MacroSpec, NetworkSpec
 from amla_jax.train.compile_options import CLASSIC_EMITTERS, compile_lowered
 
 ENVELOPE = CELL  # AMLA's full envelope cell
 # NAC's digits network in small: 8x8, 4x4 and 2x2 maps (the last crops 5x5 and 7x7 to
-# 3x3), a pruned cell, skips.
+# 3x3), a pruned cell, skips, and a cell whose kernel sizes interleave.
 ARCH = {
     "type": "macro",
     "network": [
@@ -26,12 +27,14 @@ ARCH = {
         {"filters": {"Branch2": "3x3", "Branch6": "7x7sep"}, "outputs": 8, "inputs": [1]},
         {"widener": {}},
         {"filters": ENVELOPE, "outputs": 12, "inputs": [3]},
+        # sizes 3, 1, 3: one convolution per size, the outputs put back in branch order
+        {"filters": {"Branch1": "3x3", "Branch2": "1x1", "Branch3": "3x3sep"}, "outputs": 9},
     ],
 }
 BODY = MacroSpec.from_json(ARCH)
 
 
-def _run(fuse: bool, x: jax.Array):
+def _run(fuse: bool, x: jax.Array, group_min_macs: int = envelope_fused.GROUP_MIN_MACS):
     body = MacroBody(BODY, stem_width=8, fuse_branches=fuse)
 
     def run(x):
@@ -48,7 +51,11 @@ def _run(fuse: bool, x: jax.Array):
         return variables, evaluated, jax.grad(loss)(variables["params"]), updates
 
     # One program (op by op, the per-branch cells compile for minutes), at -O0: seconds.
-    lowered = jax.jit(run).lower(x)
+    saved, envelope_fused.GROUP_MIN_MACS = envelope_fused.GROUP_MIN_MACS, group_min_macs
+    try:
+        lowered = jax.jit(run).lower(x)
+    finally:
+        envelope_fused.GROUP_MIN_MACS = saved
     return compile_lowered(lowered, {"xla_backend_optimization_level": 0, **CLASSIC_EMITTERS})(x)
 
 
@@ -58,10 +65,13 @@ def _flat(tree) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def both():
+@pytest.fixture(scope="module", params=["padded", "by_size"])
+def both(request):
+    """The per-branch run and a fused one: every cell's kernels padded to one convolution
+    (these cells are all below ``GROUP_MIN_MACS``), or one convolution per kernel size."""
     x = jax.random.normal(jax.random.key(3), (4, 8, 8, 8))
-    return _run(False, x), _run(True, x)
+    group_min_macs = envelope_fused.GROUP_MIN_MACS if request.param == "padded" else 0
+    return _run(False, x), _run(True, x, group_min_macs)
 
 
 def test_the_fused_cells_have_the_per_branch_variables_names_shapes_and_values(both):
@@ -96,15 +106,17 @@ def test_the_first_cells_statistics_match_before_dropout_draws_differ(both):
 
 def test_only_cells_of_measured_sizes_with_odd_kernels_run_fused():
     envelope = tuple(ENVELOPE.items())
-    assert fused_kernel(envelope, 8, 8) == 7
-    assert fused_kernel(envelope, 2, 2) == 3  # 5x5 and 7x7 reach only 3x3 of a 2x2 map
-    assert fused_kernel((("Branch1", "1x1"), ("Branch2", "4x4")), 8, 8) is None
+    assert fused_sizes(envelope, 8, 8) == [1, 3, 3, 5, 5, 7]
+    assert fused_sizes(envelope, 2, 2) == [1, 3, 3, 3, 3, 3]  # 5x5, 7x7 reach 3x3 of 2x2
+    assert fused_sizes((("Branch1", "1x1"), ("Branch2", "4x4")), 8, 8) is None
     assert fuses(envelope, 8, 8, 16, 12)  # digits' first cell
     assert fuses(envelope, 2, 2, 76, 60)  # and its last
     assert fuses(envelope, 8, 8, 254, 252)  # AMLA's CIFAR-10 EnvelopeNet's largest cell
     assert not fuses(envelope, 56, 56, 128, 126)  # unmeasured: per branch
     assert not fuses(envelope, 8, 2, 16, 12)  # not square: 7x7 crops to 7x3
     assert 8 * 8 * 49 * 254 * 252 <= FUSED_MAX_MACS < 56 * 56 * 49 * 128 * 126
+    # digits' cells (AMLA's widths) are one padded convolution, CIFAR-10's one per size
+    assert 8 * 8 * 49 * 64 * 60 < GROUP_MIN_MACS <= 32 * 32 * 49 * 64 * 60
 
 
 def test_off_cpu_cells_run_per_branch(monkeypatch):
@@ -131,4 +143,4 @@ def test_flops_are_the_networks_own_not_the_fused_convolutions():
 
     per_branch = flops(build_model(spec, 10, fuse_branches=False))
     assert count_flops(spec, (8, 8, 1), 10) == per_branch
-    assert flops(build_model(spec, 10)) > 2 * per_branch  # 7x7 kernels for every branch
+    assert flops(build_model(spec, 10)) > 1.2 * per_branch  # separable branches run dense

@@ -65,7 +65,7 @@ def count_flops(
     """FLOPs of one image's forward pass in evaluation mode (XLA's cost analysis).
 
     Counted with every envelope branch on its own: the network's arithmetic, not that of
-    the one convolution small cells run as on CPU (`amla_jax.nn.envelope_fused`).
+    the convolutions small cells run as on CPU (`amla_jax.nn.envelope_fused`).
     ``variables`` (the network's variables, or their shapes) saves tracing the
     initialisation when the caller has them, e.g. after training.
     """

@@ -1,26 +1,29 @@
-"""An envelope cell's branches computed as one convolution, for small cells on CPU.
+"""An envelope cell's branches computed as a few dense convolutions, on CPU.
 
 Every envelope branch (amla_spec.md A.1) starts with a stride-1 SAME convolution: a
 dense k×k one, or a k×k depthwise one followed by a 1x1 pointwise one, which together
-are the dense convolution with kernel ``D[i, j, c] · P[c, o]``. Zero-padding each
-branch's kernel to the cell's largest kernel and concatenating the kernels along the
-output channels gives ONE convolution whose output is the branches' outputs, already
-concatenated in branch order. BatchNorm is per channel, ReLU and dropout are per
-element, and MeanSSS is a per-branch mean of per-channel means, so the whole cell is one
-convolution, one BatchNorm, one ReLU, one dropout. The parameters and statistics are the
+are the dense convolution with kernel ``D[i, j, c] · P[c, o]``. Concatenating the
+kernels of the branches with the same size along the output channels gives one
+convolution per kernel size (a 3x3 and a 3x3sep branch: one 3x3 convolution); on small
+cells, every kernel zero-padded to the largest gives ONE convolution. Their outputs, in
+branch order, are the branches' outputs. BatchNorm is per channel, ReLU and dropout are
+per element, and MeanSSS is a per-branch mean of per-channel means, so the rest of the
+cell is one BatchNorm, one ReLU, one dropout. The parameters and statistics are the
 branch modules' own (same names, shapes, initial values), so checkpoints, parameter
 counts and NAC's ``nac_stats`` are the same whichever way a cell runs.
 
 Why: XLA:CPU's compile time follows the number of fusions (~8 ms each), and a cell's
 six branches were ~400 of them (the depthwise path alone k² per convolution); on digits'
 8x8 maps, with 2-5 channels per branch, the step's time followed the number of ops too.
-Cost: a k×k branch inside a K×K kernel does (K/k)² times its work, and a separable one
-loses its factorisation, so `fuses` asks for this only up to the cell sizes measured not
-to step slower (``FUSED_MAX_MACS`` per example): there XLA's one dense convolution was as
-fast as the per-branch ops or faster (experiments/bench/README.md). Square maps only
-(`reachable_taps` crops each axis on its own). Not the same as the per-branch form: float
-rounding (one summation instead of several), and the dropout mask (one draw over the cell
-instead of one per branch; the same distribution).
+Cost: a separable branch loses its factorisation (k²·C_in·C_out multiply-adds instead of
+k²·C_in + C_in·C_out), so `fuses` asks for this only up to the cell sizes measured not
+to step slower (``FUSED_MAX_MACS`` per example): there XLA's dense convolutions were as
+fast as the per-branch ops or faster (experiments/bench/README.md). One convolution per
+size from ``GROUP_MIN_MACS`` on: on AMLA's CIFAR-10 EnvelopeNet the padded kernel did
+2.5x the arithmetic (a 1x1 branch in a 7x7 kernel does 49 times its work) and stepped
+1.5x slower. Square maps only (`reachable_taps` crops each axis on its own). Not the
+same as the per-branch form: float rounding, and the dropout mask (one draw over the
+cell instead of one per branch; the same distribution).
 
 Synopsis::
 
@@ -43,28 +46,40 @@ from amla_jax.nn.layers import (
 )
 from amla_jax.spec.macro import parse_macro_op
 
-# The fused convolution's multiply-adds per example (H·W·K²·C_in·C_out) up to which a
-# cell runs fused: the largest measured, AMLA's CIFAR-10 EnvelopeNet (cells of 181-201M),
-# stepped as fast fused as per branch (2.82 s both, batch 50) and compiled in half the
-# time; NAC's digits cells (<= 0.7M) stepped 2.3x faster. Larger cells are unmeasured.
+# A cell runs fused up to this many multiply-adds per example, counted as every branch
+# padded to the cell's largest kernel (H·W·K²·C_in·C_out; the rule's measure since the
+# cells were one padded convolution, kept so that the same cells fuse): the largest
+# measured, AMLA's CIFAR-10 EnvelopeNet (cells of 181-201M), stepped faster fused than
+# per branch, and NAC's digits cells (<= 0.7M) too (experiments/bench/README.md). Larger
+# cells are unmeasured.
 FUSED_MAX_MACS = 250_000_000
 
+# Below this many multiply-adds per example (counted the same way) a fused cell is ONE
+# convolution, every branch's kernel padded to the cell's largest. Measured with
+# experiments/bench/compile_probe.py: on digits at NAC's widths (cells <= 0.8M) one per
+# kernel size stepped 1.3-1.6x slower and compiled 1.2-1.4x slower; at AMLA's widths (12M)
+# it stepped as fast and compiled 1.5x slower. At CIFAR-10 size (181-201M) the padded
+# kernel's 2.5x arithmetic stepped 1.5x slower (train_step.py). Between, unmeasured.
+GROUP_MIN_MACS = 50_000_000
 
-def fused_kernel(branches, height: int, width: int) -> int | None:
-    """The fused kernel's size K for ``branches`` on a ``height`` x ``width`` map, or
-    None where a kernel is even (its SAME padding is not centred: kept per branch)."""
+
+def fused_sizes(branches, height: int, width: int) -> list[int] | None:
+    """Each branch's kernel size on a ``height`` x ``width`` map (the taps that reach a
+    pixel), or None where a kernel is even (its SAME padding is not centred: kept per
+    branch)."""
     sizes = [parse_macro_op(op)[0] for _, op in branches]
     if any(k % 2 == 0 for k in sizes):
         return None
-    return max(max(reachable_size(k, height), reachable_size(k, width)) for k in sizes)
+    return [max(reachable_size(k, height), reachable_size(k, width)) for k in sizes]
 
 
 def fuses(branches, height: int, width: int, in_channels: int, out_channels: int) -> bool:
-    """True where a cell of ``branches`` runs as one convolution: on CPU, square maps
-    and odd kernels only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
-    k = fused_kernel(branches, height, width)
-    if k is None or height != width or jax.default_backend() != "cpu":
+    """True where a cell of ``branches`` runs fused: on CPU, square maps and odd kernels
+    only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
+    sizes = fused_sizes(branches, height, width)
+    if sizes is None or height != width or jax.default_backend() != "cpu":
         return False
+    k = max(sizes)
     return height * width * k * k * in_channels * out_channels <= FUSED_MAX_MACS
 
 
@@ -133,6 +148,29 @@ def _pad_to(kernel: jax.Array, size: int) -> jax.Array:
     return jnp.pad(kernel, ((edge, edge), (edge, edge), (0, 0), (0, 0)))
 
 
+def _convolve(x: jax.Array, kernels: list[jax.Array]) -> jax.Array:
+    """The convolutions of ``x`` with ``kernels`` (HWIO, equal output widths),
+    concatenated in their order: one convolution per kernel size, or below
+    ``GROUP_MIN_MACS`` one with every kernel padded to the largest."""
+    size = max(kernel.shape[0] for kernel in kernels)
+    height, width, channels = x.shape[1:]
+    outputs = kernels[0].shape[-1] * len(kernels)
+    if height * width * size * size * channels * outputs < GROUP_MIN_MACS:
+        return conv_same(x, jnp.concatenate([_pad_to(k, size) for k in kernels], axis=-1))
+    by_size: dict[int, list[int]] = {}
+    for i, kernel in enumerate(kernels):
+        by_size.setdefault(kernel.shape[0], []).append(i)
+    if len(by_size) == 1:
+        return conv_same(x, jnp.concatenate(kernels, axis=-1))
+    features = kernels[0].shape[-1]
+    parts: list[jax.Array | None] = [None] * len(kernels)
+    for members in by_size.values():
+        y = conv_same(x, jnp.concatenate([kernels[i] for i in members], axis=-1))
+        for j, i in enumerate(members):
+            parts[i] = y[..., j * features : (j + 1) * features]
+    return jnp.concatenate(parts, axis=-1)
+
+
 def fused_branches(
     cell: nn.Module,
     x: jax.Array,
@@ -142,9 +180,10 @@ def fused_branches(
     bn_momentum: float,
     train: bool,
 ) -> jax.Array:
-    """A filter layer's branches (after any skip bottleneck) as one convolution,
-    BatchNorm, ReLU, MeanSSS tap and dropout, called inside ``cell``'s compact method so
-    that the variables sit where `macro.EnvelopeBranch` puts them (``Cell<c>/<key>/...``).
+    """A filter layer's branches (after any skip bottleneck) as one convolution per
+    kernel size (`_convolve`), then one BatchNorm, ReLU, MeanSSS tap and dropout, called
+    inside ``cell``'s compact method so that the variables sit where
+    `macro.EnvelopeBranch` puts them (``Cell<c>/<key>/...``).
     Equals the branches' outputs concatenated, to float rounding and the dropout draw.
 
     Args:
@@ -160,9 +199,7 @@ def fused_branches(
     parts = [
         _BranchVariables(op, features, name=key)(x.shape[-1], height, width) for key, op in branches
     ]
-    size = max(kernel.shape[0] for kernel, _, _ in parts)
-    kernel = jnp.concatenate([_pad_to(k, size) for k, _, _ in parts], axis=-1)
-    y = conv_same(x, kernel)
+    y = _convolve(x, [kernel for kernel, _, _ in parts])
     bn = [variables for _, variables, _ in parts]
     bias = jnp.concatenate([b.astype(jnp.float32) for _, _, b in bn])
     if train:

@@ -12,7 +12,7 @@ their JSON keys (``Branch4``), so the MeanSSS of a branch sits in ``nac_stats`` 
 ``Cell{c}/Branch{j}/stats`` and a skip scalar in ``params`` at ``Cell{c}/scalar_{src}``:
 AMLA's own names, read back by `amla_jax.train`.
 
-On CPU, a cell up to a measured size runs its branches as one convolution
+On CPU, a cell up to a measured size runs its branches as one convolution per kernel size
 (`amla_jax.nn.envelope_fused`): the same variables and function, far fewer ops to compile.
 
 Synopsis::
@@ -141,7 +141,7 @@ class MacroBody(nn.Module):
       stem_width: AMLA's C_init; the widener's conv width starts here and doubles after
         each widener (A.3).
       bn_momentum: running-average momentum of the branch BatchNorms.
-      fuse_branches: run a cell's branches as one convolution where
+      fuse_branches: run a cell's branches as one convolution per kernel size where
         `envelope_fused.fuses` says it pays (small cells on CPU); False: always per branch.
     """
 

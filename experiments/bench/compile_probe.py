@@ -20,7 +20,7 @@ Rows (cumulative: each adds to the row above it one thing amla_jax's step does):
   same widths, no skips, no LRN): `build_model`, `create_train_state`, `make_train_step`
   with ``OptimConfig()``, every branch computed on its own (``fuse_branches=False``).
 - ``amla_jax``: the same, as a search runs it: small cells' branches as one convolution
-  (`amla_jax.nn.envelope_fused`).
+  per kernel size (`amla_jax.nn.envelope_fused`).
 
 Every program is compiled as a search compiles it: XLA -O1 on CPU
 (`amla_jax.runner.prefer_fast_compiles`) and `amla_jax.train.compile_options`'s options. Each row prints lower and compile seconds, the compiled program's fusion
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
         print(_line(rows[-1], rows[0]), flush=True)
     spec = network_spec(args.stem, args.widths, wideners)
     # amla_jax's own step, per branch (the probe's structure), then as it runs: small
-    # cells' branches as one convolution (`amla_jax.nn.envelope_fused`).
+    # cells' branches as one convolution per kernel size (`amla_jax.nn.envelope_fused`).
     for row, fuse in (("amla_jax/branch", False), ("amla_jax", True)):
         model = build_model(spec, NUM_CLASSES, fuse_branches=fuse)
         tx = make_optimizer(OptimConfig(), 100, 1000)
