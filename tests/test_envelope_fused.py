@@ -11,7 +11,7 @@ import pytest
 from fakes import CELL
 
 from amla_jax.nn import build_model, count_flops, envelope_fused
-from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, GROUP_MIN_MACS, fused_sizes, fuses
+from amla_jax.nn.envelope_fused import FUSED_MAX_MACS, GROUP_MIN_MACS, fused_kernel, fuses
 from amla_jax.nn.macro import MacroBody
 from amla_jax.spec import MacroSpec, NetworkSpec
 from amla_jax.train.compile_options import CLASSIC_EMITTERS, compile_lowered
@@ -106,9 +106,9 @@ def test_the_first_cells_statistics_match_before_dropout_draws_differ(both):
 
 def test_only_cells_of_measured_sizes_with_odd_kernels_run_fused():
     envelope = tuple(ENVELOPE.items())
-    assert fused_sizes(envelope, 8, 8) == [1, 3, 3, 5, 5, 7]
-    assert fused_sizes(envelope, 2, 2) == [1, 3, 3, 3, 3, 3]  # 5x5, 7x7 reach 3x3 of 2x2
-    assert fused_sizes((("Branch1", "1x1"), ("Branch2", "4x4")), 8, 8) is None
+    assert fused_kernel(envelope, 8, 8) == 7
+    assert fused_kernel(envelope, 2, 2) == 3  # 5x5 and 7x7 reach only 3x3 of a 2x2 map
+    assert fused_kernel((("Branch1", "1x1"), ("Branch2", "4x4")), 8, 8) is None
     assert fuses(envelope, 8, 8, 16, 12)  # digits' first cell
     assert fuses(envelope, 2, 2, 76, 60)  # and its last
     assert fuses(envelope, 8, 8, 254, 252)  # AMLA's CIFAR-10 EnvelopeNet's largest cell
@@ -144,3 +144,25 @@ def test_flops_are_the_networks_own_not_the_fused_convolutions():
     per_branch = flops(build_model(spec, 10, fuse_branches=False))
     assert count_flops(spec, (8, 8, 1), 10) == per_branch
     assert flops(build_model(spec, 10)) > 1.2 * per_branch  # separable branches run dense
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "outputs", "convolutions"),
+    [(8, 16, 12, 1), (32, 64, 60, 3)],  # digits' first cell; CIFAR-10's first (192M)
+)
+def test_a_cell_from_group_min_macs_on_runs_one_convolution_per_kernel_size(
+    size, channels, outputs, convolutions
+):
+    # One padded 7x7 convolution below GROUP_MIN_MACS; from it 3x3, 5x5 and 7x7 ones (the
+    # 1x1 branch is a matmul on CPU).
+    body = MacroBody(
+        MacroSpec.from_json(
+            {"type": "macro", "network": [{"filters": ENVELOPE, "outputs": outputs}]}
+        ),
+        stem_width=channels,
+    )
+    x = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
+    variables = jax.eval_shape(lambda x: body.init(jax.random.key(0), x, train=False), x)
+    jaxpr = jax.make_jaxpr(lambda v, x: body.apply(v, x, train=False))(variables, x)
+    found = [str(e) for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+    assert len(found) == convolutions

@@ -63,24 +63,29 @@ FUSED_MAX_MACS = 250_000_000
 GROUP_MIN_MACS = 50_000_000
 
 
-def fused_sizes(branches, height: int, width: int) -> list[int] | None:
-    """Each branch's kernel size on a ``height`` x ``width`` map (the taps that reach a
-    pixel), or None where a kernel is even (its SAME padding is not centred: kept per
-    branch)."""
+def fused_kernel(branches, height: int, width: int) -> int | None:
+    """The largest kernel size K of ``branches`` on a ``height`` x ``width`` map (the
+    taps that reach a pixel), or None where a kernel is even (its SAME padding is not
+    centred: kept per branch)."""
     sizes = [parse_macro_op(op)[0] for _, op in branches]
     if any(k % 2 == 0 for k in sizes):
         return None
-    return [max(reachable_size(k, height), reachable_size(k, width)) for k in sizes]
+    return max(max(reachable_size(k, height), reachable_size(k, width)) for k in sizes)
+
+
+def padded_macs(height: int, width: int, kernel: int, in_channels: int, out_channels: int) -> int:
+    """Multiply-adds per example of a cell's branches as one convolution with every
+    kernel padded to ``kernel``: the measure of ``FUSED_MAX_MACS`` and ``GROUP_MIN_MACS``."""
+    return height * width * kernel * kernel * in_channels * out_channels
 
 
 def fuses(branches, height: int, width: int, in_channels: int, out_channels: int) -> bool:
     """True where a cell of ``branches`` runs fused: on CPU, square maps and odd kernels
     only, and at most ``FUSED_MAX_MACS`` multiply-adds per example."""
-    sizes = fused_sizes(branches, height, width)
-    if sizes is None or height != width or jax.default_backend() != "cpu":
+    k = fused_kernel(branches, height, width)
+    if k is None or height != width or jax.default_backend() != "cpu":
         return False
-    k = max(sizes)
-    return height * width * k * k * in_channels * out_channels <= FUSED_MAX_MACS
+    return padded_macs(height, width, k, in_channels, out_channels) <= FUSED_MAX_MACS
 
 
 class _Kernel(nn.Module):
@@ -153,16 +158,15 @@ def _convolve(x: jax.Array, kernels: list[jax.Array]) -> jax.Array:
     concatenated in their order: one convolution per kernel size, or below
     ``GROUP_MIN_MACS`` one with every kernel padded to the largest."""
     size = max(kernel.shape[0] for kernel in kernels)
-    height, width, channels = x.shape[1:]
-    outputs = kernels[0].shape[-1] * len(kernels)
-    if height * width * size * size * channels * outputs < GROUP_MIN_MACS:
+    features = kernels[0].shape[-1]
+    _, height, width, channels = x.shape
+    if padded_macs(height, width, size, channels, features * len(kernels)) < GROUP_MIN_MACS:
         return conv_same(x, jnp.concatenate([_pad_to(k, size) for k in kernels], axis=-1))
     by_size: dict[int, list[int]] = {}
     for i, kernel in enumerate(kernels):
         by_size.setdefault(kernel.shape[0], []).append(i)
     if len(by_size) == 1:
         return conv_same(x, jnp.concatenate(kernels, axis=-1))
-    features = kernels[0].shape[-1]
     parts: list[jax.Array | None] = [None] * len(kernels)
     for members in by_size.values():
         y = conv_same(x, jnp.concatenate([kernels[i] for i in members], axis=-1))
